@@ -1,0 +1,41 @@
+//! PostgreSQL: the scale-out path, several partnerd processes on one database.
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::shared::shared_store;
+use crate::{Backend, StoreError, StoreResult};
+
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    const BACKEND: Backend = Backend::Postgres;
+
+    /// `FOR UPDATE SKIP LOCKED` lets several processes claim at once without
+    /// waiting on each other or taking the same job twice.
+    const CLAIM_JOBS_SQL: &'static str = "update jobs set status = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1 \
+         where id in (select id from jobs where (status = 'queued' and run_at <= $3) or (status = 'running' and locked_until < $3) \
+         order by run_at, id limit $4 for update skip locked) \
+         returning id, kind, payload, status, run_at, attempts, max_attempts, locked_by, last_error";
+
+    const DUE_SCHEDULES_SQL: &'static str = "select name, kind, interval_seconds, next_run_at from job_schedules \
+         where next_run_at <= $1 order by name for update skip locked";
+
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new().max_connections(16).connect(url).await?;
+        Ok(Self { pool })
+    }
+
+    async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    async fn backup(&self, _path: &std::path::Path) -> StoreResult<()> {
+        Err(StoreError::Unsupported("on PostgreSQL use pg_dump to back up and pg_restore to restore"))
+    }
+}
+
+shared_store!(PgStore, sqlx::Postgres);

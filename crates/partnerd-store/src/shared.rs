@@ -1,0 +1,962 @@
+//! The statements both engines share, written once.
+//!
+//! `shared_store!` implements [`Store`](crate::Store) for a backend type that
+//! has a `pool` field and provides the few inherent methods that really differ
+//! per engine: `write()` (how a write transaction begins), `claim_jobs_sql()`,
+//! `due_schedules_sql()` and `backup()`. A macro rather than generic code because
+//! sqlx's generic bounds over `Database` would drown every statement in `where`
+//! clauses; the macro keeps each statement as plain text in one place.
+
+use partnerd_domain::Timestamp;
+
+/// The first run time after `now` on the grid `next_run_at + k × interval`, so a
+/// schedule that was down for a while runs once, not once per missed period.
+pub(crate) fn next_on_grid(next_run_at: i64, interval_seconds: i64, now: Timestamp) -> i64 {
+    let step = interval_seconds * 1000;
+    let missed = (now.millis() - next_run_at).max(0) / step + 1;
+    next_run_at + missed * step
+}
+
+/// Turns a unique-constraint failure into a conflict on `field`.
+pub(crate) fn on_unique(err: sqlx::Error, field: &'static str) -> crate::StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => crate::StoreError::Conflict { field },
+        _ => crate::StoreError::Database(err),
+    }
+}
+
+pub(crate) const PARTNER_COLUMNS: &str = "id, public_id, email, name, company, website, password_hash, manager_id, status, terms_version, time_zone, created_at, removed_at, removal_kind, removal_reason";
+
+macro_rules! shared_store {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            async fn insert_audit(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                audit: &$crate::NewAudit,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query(
+                    "insert into audit_log (at, actor, action, object, before, after) values ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(audit.at.millis())
+                .bind(&audit.actor)
+                .bind(&audit.action)
+                .bind(&audit.object)
+                .bind(audit.before.as_ref().map(|v| v.to_string()))
+                .bind(audit.after.as_ref().map(|v| v.to_string()))
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_email(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                email: &$crate::NewEmail,
+            ) -> $crate::StoreResult<()> {
+                let (id,): (i64,) = sqlx::query_as(
+                    "insert into outbox (to_address, subject, body, status, created_at) values ($1, $2, $3, $4, $5) returning id",
+                )
+                .bind(&email.to)
+                .bind(&email.subject)
+                .bind(&email.body)
+                .bind(if email.send { "pending" } else { "kept" })
+                .bind(email.created_at.millis())
+                .fetch_one(&mut **tx)
+                .await?;
+                if email.send {
+                    let job = $crate::NewJob {
+                        kind: "send_email".into(),
+                        payload: serde_json::json!({ "outbox_id": id }),
+                        run_at: email.created_at,
+                        max_attempts: 8,
+                    };
+                    Self::insert_job(tx, &job).await?;
+                }
+                Ok(())
+            }
+
+            async fn insert_job(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                job: &$crate::NewJob,
+            ) -> $crate::StoreResult<i64> {
+                let (id,): (i64,) = sqlx::query_as(
+                    "insert into jobs (kind, payload, status, run_at, max_attempts, created_at) values ($1, $2, 'queued', $3, $4, $3) returning id",
+                )
+                .bind(&job.kind)
+                .bind(job.payload.to_string())
+                .bind(job.run_at.millis())
+                .bind(job.max_attempts)
+                .fetch_one(&mut **tx)
+                .await?;
+                Ok(id)
+            }
+
+            async fn partner_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                id: i64,
+            ) -> $crate::StoreResult<$crate::Partner> {
+                let sql = format!("select {} from partners where id = $1", $crate::shared::PARTNER_COLUMNS);
+                sqlx::query_as(&sql)
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or($crate::StoreError::NotFound)
+            }
+
+            async fn delete_sessions_of(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                subject: $crate::Subject,
+                keep_token_hash: Option<&str>,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query(
+                    "delete from sessions where subject_kind = $1 and subject_id = $2 and token_hash <> coalesce($3, '')",
+                )
+                .bind(subject.kind())
+                .bind(subject.id())
+                .bind(keep_token_hash)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn manager_loads<'e, E>(executor: E) -> $crate::StoreResult<Vec<partnerd_domain::assignment::ManagerLoad>>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+                    "select s.id, s.name, count(p.id) from staff s \
+                     left join partners p on p.manager_id = s.id and p.status = 'active' \
+                     where s.role = 'manager' group by s.id, s.name order by s.name, s.id",
+                )
+                .fetch_all(executor)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(staff_id, name, assigned_partners)| partnerd_domain::assignment::ManagerLoad {
+                        staff_id,
+                        name,
+                        assigned_partners,
+                    })
+                    .collect())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            fn backend(&self) -> $crate::Backend {
+                Self::BACKEND
+            }
+
+            async fn migrate(&self) -> $crate::StoreResult<()> {
+                MIGRATOR.run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn applied_migrations(&self) -> $crate::StoreResult<Vec<i64>> {
+                let rows: Vec<(i64,)> =
+                    sqlx::query_as("select version from _sqlx_migrations where success order by version")
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map(|r| r.0).collect())
+            }
+
+            async fn ping(&self) -> $crate::StoreResult<()> {
+                sqlx::query("select 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn load_settings(&self) -> $crate::StoreResult<partnerd_domain::ProgramSettings> {
+                let row: Option<(String,)> = sqlx::query_as("select document from program_settings where id = 1")
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row {
+                    None => Ok(partnerd_domain::ProgramSettings::default()),
+                    Some((doc,)) => serde_json::from_str(&doc)
+                        .map_err(|e| $crate::StoreError::Corrupt(format!("program settings: {e}"))),
+                }
+            }
+
+            async fn save_settings(
+                &self,
+                settings: &partnerd_domain::ProgramSettings,
+                audit: $crate::NewAudit,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                let doc = serde_json::to_string(settings).map_err(|e| $crate::StoreError::Corrupt(e.to_string()))?;
+                let mut tx = self.write().await?;
+                sqlx::query(
+                    "insert into program_settings (id, document, updated_at) values (1, $1, $2) \
+                     on conflict (id) do update set document = excluded.document, updated_at = excluded.updated_at",
+                )
+                .bind(doc)
+                .bind(now.millis())
+                .execute(&mut *tx)
+                .await?;
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn current_terms(&self) -> $crate::StoreResult<Option<$crate::Terms>> {
+                Ok(sqlx::query_as("select id, version, body, created_at from terms_versions order by version desc limit 1")
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn list_terms(&self) -> $crate::StoreResult<Vec<$crate::Terms>> {
+                Ok(sqlx::query_as("select id, version, body, created_at from terms_versions order by version desc")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn publish_terms(
+                &self,
+                body: &str,
+                audit: $crate::NewAudit,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<$crate::Terms> {
+                let mut tx = self.write().await?;
+                let terms: $crate::Terms = sqlx::query_as(
+                    "insert into terms_versions (version, body, created_at) \
+                     select coalesce(max(version), 0) + 1, $1, $2 from terms_versions \
+                     returning id, version, body, created_at",
+                )
+                .bind(body)
+                .bind(now.millis())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| $crate::shared::on_unique(e, "version"))?;
+                let audit = audit.before_after(None, Some(serde_json::json!({ "version": terms.version })));
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(terms)
+            }
+
+            async fn create_partner(
+                &self,
+                new: $crate::NewPartner,
+                emails: &$crate::EmailsFor,
+            ) -> $crate::StoreResult<$crate::Partner> {
+                let mut tx = self.write().await?;
+                let loads = Self::manager_loads(&mut *tx).await?;
+                let manager = match partnerd_domain::assignment::pick_manager(&loads) {
+                    Some(id) => Some(
+                        sqlx::query_as::<_, $crate::Staff>(
+                            "select id, email, name, role, password_hash, created_at from staff where id = $1",
+                        )
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?,
+                    ),
+                    None => None,
+                };
+                let sql = format!(
+                    "insert into partners (public_id, email, name, company, website, password_hash, manager_id, status, terms_version, created_at) \
+                     values ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9) returning {}",
+                    $crate::shared::PARTNER_COLUMNS
+                );
+                let partner: $crate::Partner = sqlx::query_as(&sql)
+                    .bind(&new.public_id)
+                    .bind(new.email.as_str())
+                    .bind(&new.profile.name)
+                    .bind(&new.profile.company)
+                    .bind(&new.profile.website)
+                    .bind(&new.password_hash)
+                    .bind(manager.as_ref().map(|m| m.id))
+                    .bind(new.terms_version)
+                    .bind(new.created_at.millis())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| $crate::shared::on_unique(e, "email"))?;
+                for email in emails(manager.as_ref(), &partner) {
+                    Self::insert_email(&mut tx, &email).await?;
+                }
+                let audit = new.audit.clone().before_after(
+                    None,
+                    Some(serde_json::json!({ "partner": partner.public_id, "manager_id": partner.manager_id })),
+                );
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(partner)
+            }
+
+            async fn get_partner(&self, id: i64) -> $crate::StoreResult<$crate::Partner> {
+                let sql = format!("select {} from partners where id = $1", $crate::shared::PARTNER_COLUMNS);
+                sqlx::query_as(&sql)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or($crate::StoreError::NotFound)
+            }
+
+            async fn find_partner_by_email(
+                &self,
+                email: &partnerd_domain::Email,
+            ) -> $crate::StoreResult<Option<$crate::Partner>> {
+                let sql = format!("select {} from partners where email = $1", $crate::shared::PARTNER_COLUMNS);
+                Ok(sqlx::query_as(&sql).bind(email.as_str()).fetch_optional(&self.pool).await?)
+            }
+
+            async fn find_partner_by_public_id(&self, public_id: &str) -> $crate::StoreResult<Option<$crate::Partner>> {
+                let sql = format!("select {} from partners where public_id = $1", $crate::shared::PARTNER_COLUMNS);
+                Ok(sqlx::query_as(&sql).bind(public_id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn list_partners(
+                &self,
+                query: &$crate::PartnerQuery,
+            ) -> $crate::StoreResult<$crate::Page<$crate::Partner>> {
+                let search = query.search.as_ref().map(|s| format!("%{}%", s.to_lowercase().replace('%', "")));
+                let filter = "where ($1 is null or manager_id = $1) \
+                              and ($2 is null or lower(name) like $2 or lower(coalesce(email, '')) like $2 or lower(coalesce(company, '')) like $2) \
+                              and ($3 = 1 or status = 'active')";
+                let sql = format!(
+                    "select {} from partners {filter} order by created_at desc, id desc limit $4 offset $5",
+                    $crate::shared::PARTNER_COLUMNS
+                );
+                let include_removed: i64 = if query.include_removed { 1 } else { 0 };
+                let items = sqlx::query_as(&sql)
+                    .bind(query.manager_id)
+                    .bind(&search)
+                    .bind(include_removed)
+                    .bind(query.limit.clamp(1, 500))
+                    .bind(query.offset.max(0))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let count_sql = format!("select count(*) from partners {filter}");
+                let (total,): (i64,) = sqlx::query_as(&count_sql)
+                    .bind(query.manager_id)
+                    .bind(&search)
+                    .bind(include_removed)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok($crate::Page { items, total })
+            }
+
+            async fn update_partner_profile(
+                &self,
+                id: i64,
+                update: &$crate::PartnerUpdate,
+                audit: $crate::NewAudit,
+            ) -> $crate::StoreResult<$crate::Partner> {
+                let mut tx = self.write().await?;
+                let before = Self::partner_in(&mut tx, id).await?;
+                if before.is_removed() {
+                    return Err($crate::StoreError::Invalid("the partner was removed"));
+                }
+                sqlx::query("update partners set name = $1, company = $2, website = $3, time_zone = $4 where id = $5")
+                    .bind(&update.profile.name)
+                    .bind(&update.profile.company)
+                    .bind(&update.profile.website)
+                    .bind(&update.time_zone)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                let after = Self::partner_in(&mut tx, id).await?;
+                let audit = audit.before_after(
+                    Some(serde_json::json!({ "name": before.name, "company": before.company, "website": before.website, "time_zone": before.time_zone })),
+                    Some(serde_json::json!({ "name": after.name, "company": after.company, "website": after.website, "time_zone": after.time_zone })),
+                );
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(after)
+            }
+
+            async fn change_partner_email(
+                &self,
+                id: i64,
+                email: &partnerd_domain::Email,
+                notice: Option<$crate::NewEmail>,
+                audit: $crate::NewAudit,
+            ) -> $crate::StoreResult<()> {
+                let mut tx = self.write().await?;
+                let before = Self::partner_in(&mut tx, id).await?;
+                if before.is_removed() {
+                    return Err($crate::StoreError::Invalid("the partner was removed"));
+                }
+                sqlx::query("update partners set email = $1 where id = $2")
+                    .bind(email.as_str())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| $crate::shared::on_unique(e, "email"))?;
+                if let Some(notice) = &notice {
+                    Self::insert_email(&mut tx, notice).await?;
+                }
+                let audit = audit.before_after(
+                    Some(serde_json::json!({ "email": before.email })),
+                    Some(serde_json::json!({ "email": email.as_str() })),
+                );
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_password(
+                &self,
+                subject: $crate::Subject,
+                password_hash: &str,
+                keep_session: Option<&str>,
+                audit: $crate::NewAudit,
+            ) -> $crate::StoreResult<()> {
+                let mut tx = self.write().await?;
+                let sql = match subject {
+                    $crate::Subject::Partner(_) => "update partners set password_hash = $1 where id = $2 and status = 'active'",
+                    $crate::Subject::Staff(_) => "update staff set password_hash = $1 where id = $2",
+                };
+                let done = sqlx::query(sql).bind(password_hash).bind(subject.id()).execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound);
+                }
+                Self::delete_sessions_of(&mut tx, subject, keep_session).await?;
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn accept_terms(&self, partner_id: i64, version: i64, audit: $crate::NewAudit) -> $crate::StoreResult<()> {
+                let mut tx = self.write().await?;
+                let done = sqlx::query("update partners set terms_version = $1 where id = $2 and status = 'active'")
+                    .bind(version)
+                    .bind(partner_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound);
+                }
+                let audit = audit.before_after(None, Some(serde_json::json!({ "terms_version": version })));
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn remove_partner(
+                &self,
+                id: i64,
+                removal: $crate::Removal,
+                audit: $crate::NewAudit,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                let (kind, reason) = match &removal {
+                    $crate::Removal::Requested => ("requested", None),
+                    $crate::Removal::Violation { reason } => ("violation", Some(reason.as_str())),
+                };
+                let mut tx = self.write().await?;
+                // R-ACC-3: personal data is erased; the row (and so the money records that
+                // point at it) stays, anonymised.
+                let done = sqlx::query(
+                    "update partners set status = 'removed', email = null, name = 'Removed partner', company = null, \
+                     website = null, password_hash = null, removed_at = $1, removal_kind = $2, removal_reason = $3 \
+                     where id = $4 and status = 'active'",
+                )
+                .bind(now.millis())
+                .bind(kind)
+                .bind(reason)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound);
+                }
+                Self::delete_sessions_of(&mut tx, $crate::Subject::Partner(id), None).await?;
+                sqlx::query("delete from password_resets where subject_kind = 'partner' and subject_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                let audit = audit.before_after(
+                    Some(serde_json::json!({ "status": "active" })),
+                    Some(serde_json::json!({ "status": "removed", "kind": kind, "reason": reason })),
+                );
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn reassign_manager(
+                &self,
+                partner_id: i64,
+                manager_id: Option<i64>,
+                emails: &[$crate::NewEmail],
+                audit: $crate::NewAudit,
+            ) -> $crate::StoreResult<()> {
+                let mut tx = self.write().await?;
+                let before = Self::partner_in(&mut tx, partner_id).await?;
+                if before.is_removed() {
+                    return Err($crate::StoreError::Invalid("the partner was removed"));
+                }
+                if let Some(manager_id) = manager_id {
+                    let found: Option<(i64,)> = sqlx::query_as("select id from staff where id = $1 and role = 'manager'")
+                        .bind(manager_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if found.is_none() {
+                        return Err($crate::StoreError::Invalid("no such manager"));
+                    }
+                }
+                sqlx::query("update partners set manager_id = $1 where id = $2")
+                    .bind(manager_id)
+                    .bind(partner_id)
+                    .execute(&mut *tx)
+                    .await?;
+                for email in emails {
+                    Self::insert_email(&mut tx, email).await?;
+                }
+                let audit = audit.before_after(
+                    Some(serde_json::json!({ "manager_id": before.manager_id })),
+                    Some(serde_json::json!({ "manager_id": manager_id })),
+                );
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_staff(&self, new: $crate::NewStaff, audit: $crate::NewAudit) -> $crate::StoreResult<$crate::Staff> {
+                let mut tx = self.write().await?;
+                let staff: $crate::Staff = sqlx::query_as(
+                    "insert into staff (email, name, role, password_hash, created_at) values ($1, $2, $3, $4, $5) \
+                     returning id, email, name, role, password_hash, created_at",
+                )
+                .bind(new.email.as_str())
+                .bind(&new.name)
+                .bind(new.role.as_str())
+                .bind(&new.password_hash)
+                .bind(new.created_at.millis())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| $crate::shared::on_unique(e, "email"))?;
+                let mut taken = 0;
+                if new.role == partnerd_domain::StaffRole::Manager {
+                    let (managers,): (i64,) = sqlx::query_as("select count(*) from staff where role = 'manager'")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    // R-ACC-2: the first manager created takes the partners who had none.
+                    if managers == 1 {
+                        taken = sqlx::query("update partners set manager_id = $1 where manager_id is null and status = 'active'")
+                            .bind(staff.id)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    }
+                }
+                let audit = audit.before_after(
+                    None,
+                    Some(serde_json::json!({ "email": staff.email, "role": staff.role, "partners_assigned": taken })),
+                );
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(staff)
+            }
+
+            async fn get_staff(&self, id: i64) -> $crate::StoreResult<$crate::Staff> {
+                sqlx::query_as("select id, email, name, role, password_hash, created_at from staff where id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or($crate::StoreError::NotFound)
+            }
+
+            async fn find_staff_by_email(&self, email: &partnerd_domain::Email) -> $crate::StoreResult<Option<$crate::Staff>> {
+                Ok(sqlx::query_as("select id, email, name, role, password_hash, created_at from staff where email = $1")
+                    .bind(email.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn list_managers(&self) -> $crate::StoreResult<Vec<partnerd_domain::assignment::ManagerLoad>> {
+                Self::manager_loads(&self.pool).await
+            }
+
+            async fn list_staff(&self) -> $crate::StoreResult<Vec<$crate::Staff>> {
+                Ok(sqlx::query_as("select id, email, name, role, password_hash, created_at from staff order by role, name, id")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn create_session(&self, session: $crate::NewSession) -> $crate::StoreResult<()> {
+                sqlx::query(
+                    "insert into sessions (token_hash, subject_kind, subject_id, csrf_token, created_at, expires_at) \
+                     values ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&session.token_hash)
+                .bind(session.subject.kind())
+                .bind(session.subject.id())
+                .bind(&session.csrf_token)
+                .bind(session.created_at.millis())
+                .bind(session.expires_at.millis())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn find_session(
+                &self,
+                token_hash: &str,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<Option<$crate::Session>> {
+                let row: Option<(String, i64, String, i64, i64)> = sqlx::query_as(
+                    "select subject_kind, subject_id, csrf_token, created_at, expires_at from sessions \
+                     where token_hash = $1 and expires_at > $2",
+                )
+                .bind(token_hash)
+                .bind(now.millis())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.and_then(|(kind, id, csrf_token, created_at, expires_at)| {
+                    Some($crate::Session { subject: $crate::Subject::from_parts(&kind, id)?, csrf_token, created_at, expires_at })
+                }))
+            }
+
+            async fn delete_session(&self, token_hash: &str) -> $crate::StoreResult<()> {
+                sqlx::query("delete from sessions where token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn create_password_reset(
+                &self,
+                reset: $crate::NewPasswordReset,
+                email: $crate::NewEmail,
+            ) -> $crate::StoreResult<()> {
+                let mut tx = self.write().await?;
+                sqlx::query(
+                    "insert into password_resets (token_hash, subject_kind, subject_id, created_at, expires_at) values ($1, $2, $3, $4, $5)",
+                )
+                .bind(&reset.token_hash)
+                .bind(reset.subject.kind())
+                .bind(reset.subject.id())
+                .bind(reset.created_at.millis())
+                .bind(reset.expires_at.millis())
+                .execute(&mut *tx)
+                .await?;
+                Self::insert_email(&mut tx, &email).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn find_password_reset(
+                &self,
+                token_hash: &str,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<Option<$crate::Subject>> {
+                let row: Option<(String, i64)> = sqlx::query_as(
+                    "select subject_kind, subject_id from password_resets where token_hash = $1 and used_at is null and expires_at > $2",
+                )
+                .bind(token_hash)
+                .bind(now.millis())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.and_then(|(kind, id)| $crate::Subject::from_parts(&kind, id)))
+            }
+
+            async fn use_password_reset(
+                &self,
+                token_hash: &str,
+                password_hash: &str,
+                now: partnerd_domain::Timestamp,
+                audit: $crate::NewAudit,
+            ) -> $crate::StoreResult<$crate::Subject> {
+                let mut tx = self.write().await?;
+                // Marking the link used first, conditionally, is what makes it single-use
+                // even when two requests race with the same link.
+                let row: Option<(String, i64)> = sqlx::query_as(
+                    "update password_resets set used_at = $1 where token_hash = $2 and used_at is null and expires_at > $1 \
+                     returning subject_kind, subject_id",
+                )
+                .bind(now.millis())
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(subject) = row.and_then(|(kind, id)| $crate::Subject::from_parts(&kind, id)) else {
+                    return Err($crate::StoreError::Invalid("this reset link has expired or was already used"));
+                };
+                let sql = match subject {
+                    $crate::Subject::Partner(_) => "update partners set password_hash = $1 where id = $2 and status = 'active'",
+                    $crate::Subject::Staff(_) => "update staff set password_hash = $1 where id = $2",
+                };
+                let done = sqlx::query(sql).bind(password_hash).bind(subject.id()).execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StoreError::Invalid("this reset link has expired or was already used"));
+                }
+                sqlx::query("update password_resets set used_at = $1 where subject_kind = $2 and subject_id = $3 and used_at is null")
+                    .bind(now.millis())
+                    .bind(subject.kind())
+                    .bind(subject.id())
+                    .execute(&mut *tx)
+                    .await?;
+                Self::delete_sessions_of(&mut tx, subject, None).await?;
+                let mut audit = audit;
+                audit.object = format!("{}:{}", subject.kind(), subject.id());
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(subject)
+            }
+
+            async fn create_api_key(&self, key: $crate::NewApiKey, audit: $crate::NewAudit) -> $crate::StoreResult<i64> {
+                let mut tx = self.write().await?;
+                let (id,): (i64,) = sqlx::query_as(
+                    "insert into api_keys (name, key_hash, prefix, created_at) values ($1, $2, $3, $4) returning id",
+                )
+                .bind(&key.name)
+                .bind(&key.key_hash)
+                .bind(&key.prefix)
+                .bind(key.created_at.millis())
+                .fetch_one(&mut *tx)
+                .await?;
+                let audit = audit.before_after(None, Some(serde_json::json!({ "id": id, "name": key.name, "prefix": key.prefix })));
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            async fn find_api_key(&self, key_hash: &str) -> $crate::StoreResult<Option<$crate::ApiKey>> {
+                Ok(sqlx::query_as(
+                    "select id, name, prefix, created_at, revoked_at from api_keys where key_hash = $1 and revoked_at is null",
+                )
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn list_audit(&self, limit: i64, offset: i64) -> $crate::StoreResult<$crate::Page<$crate::AuditEntry>> {
+                let items = sqlx::query_as(
+                    "select id, at, actor, action, object, before, after from audit_log order by id desc limit $1 offset $2",
+                )
+                .bind(limit.clamp(1, 500))
+                .bind(offset.max(0))
+                .fetch_all(&self.pool)
+                .await?;
+                let (total,): (i64,) = sqlx::query_as("select count(*) from audit_log").fetch_one(&self.pool).await?;
+                Ok($crate::Page { items, total })
+            }
+
+            async fn list_outbox(&self, limit: i64, offset: i64) -> $crate::StoreResult<$crate::Page<$crate::OutboxEmail>> {
+                let items = sqlx::query_as(
+                    "select id, to_address, subject, body, status, attempts, last_error, created_at, sent_at from outbox \
+                     order by id desc limit $1 offset $2",
+                )
+                .bind(limit.clamp(1, 500))
+                .bind(offset.max(0))
+                .fetch_all(&self.pool)
+                .await?;
+                let (total,): (i64,) = sqlx::query_as("select count(*) from outbox").fetch_one(&self.pool).await?;
+                Ok($crate::Page { items, total })
+            }
+
+            async fn get_outbox(&self, id: i64) -> $crate::StoreResult<$crate::OutboxEmail> {
+                sqlx::query_as(
+                    "select id, to_address, subject, body, status, attempts, last_error, created_at, sent_at from outbox where id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or($crate::StoreError::NotFound)
+            }
+
+            async fn mark_email(
+                &self,
+                id: i64,
+                outcome: $crate::EmailOutcome,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                let mut tx = self.write().await?;
+                match outcome {
+                    $crate::EmailOutcome::Sent => {
+                        sqlx::query("update outbox set status = 'sent', sent_at = $1, attempts = attempts + 1 where id = $2")
+                            .bind(now.millis())
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    $crate::EmailOutcome::Failed { error, final_failure } => {
+                        sqlx::query("update outbox set status = $1, last_error = $2, attempts = attempts + 1 where id = $3")
+                            .bind(if final_failure { "failed" } else { "pending" })
+                            .bind(error)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn enqueue_job(&self, job: $crate::NewJob) -> $crate::StoreResult<i64> {
+                let mut tx = self.write().await?;
+                let id = Self::insert_job(&mut tx, &job).await?;
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            async fn claim_jobs(
+                &self,
+                worker: &str,
+                now: partnerd_domain::Timestamp,
+                lease_seconds: i64,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::Job>> {
+                let mut tx = self.write().await?;
+                let jobs = sqlx::query_as(Self::CLAIM_JOBS_SQL)
+                    .bind(worker)
+                    .bind(now.plus_seconds(lease_seconds).millis())
+                    .bind(now.millis())
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(jobs)
+            }
+
+            async fn finish_job(
+                &self,
+                id: i64,
+                worker: &str,
+                outcome: $crate::JobOutcome,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                let mut tx = self.write().await?;
+                let done = match outcome {
+                    $crate::JobOutcome::Done => sqlx::query(
+                        "update jobs set status = 'done', finished_at = $1, locked_by = null, locked_until = null \
+                         where id = $2 and locked_by = $3 and status = 'running'",
+                    )
+                    .bind(now.millis())
+                    .bind(id)
+                    .bind(worker)
+                    .execute(&mut *tx)
+                    .await?,
+                    $crate::JobOutcome::Failed { error, retry_at } => sqlx::query(
+                        "update jobs set status = case when attempts >= max_attempts then 'failed' else 'queued' end, \
+                         finished_at = case when attempts >= max_attempts then $1 else null end, \
+                         run_at = $2, last_error = $3, locked_by = null, locked_until = null \
+                         where id = $4 and locked_by = $5 and status = 'running'",
+                    )
+                    .bind(now.millis())
+                    .bind(retry_at.millis())
+                    .bind(error)
+                    .bind(id)
+                    .bind(worker)
+                    .execute(&mut *tx)
+                    .await?,
+                };
+                if done.rows_affected() == 0 {
+                    // The lease ran out and another worker holds the job now.
+                    return Err($crate::StoreError::Invalid("the job is no longer held by this worker"));
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_job(&self, id: i64) -> $crate::StoreResult<$crate::Job> {
+                sqlx::query_as(
+                    "select id, kind, payload, status, run_at, attempts, max_attempts, locked_by, last_error from jobs where id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or($crate::StoreError::NotFound)
+            }
+
+            async fn ensure_schedule(
+                &self,
+                name: &str,
+                kind: &str,
+                interval_seconds: i64,
+                first_run: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query(
+                    "insert into job_schedules (name, kind, interval_seconds, next_run_at) values ($1, $2, $3, $4) \
+                     on conflict (name) do update set kind = excluded.kind, interval_seconds = excluded.interval_seconds",
+                )
+                .bind(name)
+                .bind(kind)
+                .bind(interval_seconds)
+                .bind(first_run.millis())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn run_due_schedules(&self, now: partnerd_domain::Timestamp) -> $crate::StoreResult<usize> {
+                let mut tx = self.write().await?;
+                let due: Vec<(String, String, i64, i64)> = sqlx::query_as(Self::DUE_SCHEDULES_SQL)
+                    .bind(now.millis())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut enqueued = 0;
+                for (name, kind, interval_seconds, next_run_at) in due {
+                    let next = $crate::shared::next_on_grid(next_run_at, interval_seconds, now);
+                    // Compare-and-set on the old time: only one node moves a schedule on.
+                    let moved = sqlx::query("update job_schedules set next_run_at = $1 where name = $2 and next_run_at = $3")
+                        .bind(next)
+                        .bind(&name)
+                        .bind(next_run_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    if moved.rows_affected() == 1 {
+                        let job = $crate::NewJob {
+                            kind,
+                            payload: serde_json::json!({ "schedule": name, "due_at": next_run_at }),
+                            run_at: now,
+                            max_attempts: 3,
+                        };
+                        Self::insert_job(&mut tx, &job).await?;
+                        enqueued += 1;
+                    }
+                }
+                tx.commit().await?;
+                Ok(enqueued)
+            }
+
+            async fn throttle_hit(&self, key: &str, now: partnerd_domain::Timestamp, window_seconds: i64) -> $crate::StoreResult<i64> {
+                let mut tx = self.write().await?;
+                let (hits,): (i64,) = sqlx::query_as(
+                    "insert into throttle (key, window_start, hits) values ($1, $2, 1) \
+                     on conflict (key) do update set \
+                       hits = case when throttle.window_start <= $3 then 1 else throttle.hits + 1 end, \
+                       window_start = case when throttle.window_start <= $3 then $2 else throttle.window_start end \
+                     returning hits",
+                )
+                .bind(key)
+                .bind(now.millis())
+                .bind(now.minus_seconds(window_seconds).millis())
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(hits)
+            }
+
+            async fn throttle_count(&self, key: &str, now: partnerd_domain::Timestamp, window_seconds: i64) -> $crate::StoreResult<i64> {
+                let row: Option<(i64,)> = sqlx::query_as("select hits from throttle where key = $1 and window_start > $2")
+                    .bind(key)
+                    .bind(now.minus_seconds(window_seconds).millis())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map_or(0, |r| r.0))
+            }
+
+            async fn throttle_clear(&self, key: &str) -> $crate::StoreResult<()> {
+                sqlx::query("delete from throttle where key = $1").bind(key).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn secret(&self, name: &str, candidate: &str) -> $crate::StoreResult<String> {
+                let mut tx = self.write().await?;
+                sqlx::query("insert into secrets (name, value) values ($1, $2) on conflict (name) do nothing")
+                    .bind(name)
+                    .bind(candidate)
+                    .execute(&mut *tx)
+                    .await?;
+                let (value,): (String,) = sqlx::query_as("select value from secrets where name = $1")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(value)
+            }
+
+            async fn backup_to(&self, path: &std::path::Path) -> $crate::StoreResult<()> {
+                self.backup(path).await
+            }
+        }
+    };
+}
+
+pub(crate) use shared_store;
