@@ -1,1 +1,96 @@
-//! placeholder
+//! partnerd's HTTP surfaces on axum: public pages, the partner panel, the
+//! admin console, the integration API and the operational endpoints.
+//!
+//! Every HTML route runs behind [`context::html_context`] (session, CSRF,
+//! error pages) and every response behind [`security_headers`]. Access is
+//! decided only by `partnerd_domain::policy`, through `Ctx::authorize` or the
+//! API's key check; `tests/it/access.rs` walks every route with every role.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use partnerd_app::App;
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod context;
+pub mod errors;
+pub mod panel;
+pub mod public;
+pub mod views;
+
+/// Every route of the product. The access-control test enumerates this list.
+pub fn router(app: App) -> Router {
+    let html = Router::new()
+        .route("/", get(public::home))
+        .route("/terms", get(public::terms))
+        .route("/signup", get(auth::signup_form).post(auth::signup))
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/admin/login", get(auth::staff_login_form).post(auth::staff_login))
+        .route("/logout", post(auth::logout))
+        .route("/password-reset", get(auth::reset_request_form).post(auth::reset_request))
+        .route("/password-reset/{token}", get(auth::reset_form).post(auth::reset))
+        .route("/terms/accept", get(panel::terms_form).post(panel::accept_terms))
+        .route("/panel", get(panel::home))
+        .route("/panel/account", get(panel::account))
+        .route("/panel/account/profile", post(panel::update_profile))
+        .route("/panel/account/email", post(panel::change_email))
+        .route("/panel/account/password", post(panel::change_password))
+        .route("/panel/account/delete", post(panel::delete_account))
+        .route("/admin", get(admin::home))
+        .route("/admin/partners", get(admin::partners))
+        .route("/admin/partners/{id}", get(admin::partner))
+        .route("/admin/partners/{id}/manager", post(admin::reassign))
+        .route("/admin/partners/{id}/remove", post(admin::remove))
+        .route("/admin/staff", get(admin::staff).post(admin::create_staff))
+        .route("/admin/audit", get(admin::audit))
+        .route("/admin/outbox", get(admin::outbox))
+        .route("/admin/outbox/{id}", get(admin::outbox_email))
+        .route("/admin/settings", get(admin::settings).post(admin::save_settings))
+        .route("/admin/terms", get(admin::terms).post(admin::publish_terms))
+        .fallback(html_not_found)
+        .layer(middleware::from_fn_with_state(app.clone(), context::html_context));
+    let api = Router::new()
+        .fallback(api::not_found)
+        .layer(middleware::from_fn_with_state(app.clone(), api::require_key));
+    Router::new()
+        .route("/healthz", get(public::healthz))
+        .route("/readyz", get(public::readyz))
+        .route("/metrics", get(public::metrics))
+        .route("/assets/app.css", get(public::stylesheet))
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .nest("/api/v1", api)
+        .merge(html)
+        .layer(middleware::from_fn_with_state(app.clone(), security_headers))
+        .with_state(app)
+}
+
+async fn html_not_found() -> errors::WebError {
+    errors::WebError::NotFound
+}
+
+/// Headers every response carries. HTML pages set their own CSP with a nonce;
+/// everything else gets one that allows nothing.
+async fn security_headers(State(app): State<App>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin"));
+    headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    headers.insert("permissions-policy", HeaderValue::from_static("camera=(), microphone=(), geolocation=()"));
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+        );
+    }
+    if app.config.is_https() {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
+    response
+}

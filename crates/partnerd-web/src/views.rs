@@ -1,0 +1,283 @@
+//! Page views as typed structs over askama templates (`templates/`).
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::response::{Html, IntoResponse, Response};
+use partnerd_store::{AuditEntry, OutboxEmail, Partner, Staff, Terms};
+
+use crate::errors::WebError;
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub program_name: String,
+    pub logo_url: Option<String>,
+    pub brand_css: String,
+    pub nonce: String,
+    pub csrf_token: String,
+    pub user: Option<LayoutUser>,
+    pub nav: Vec<NavItem>,
+    pub flash: Option<Flash>,
+    pub title: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LayoutUser {
+    pub name: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NavItem {
+    pub href: String,
+    pub label: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Flash {
+    pub kind: String,
+    pub message: String,
+}
+
+/// Renders a view, or a logged 500 when the template fails.
+pub fn render(view: &impl Template) -> Response {
+    match view.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(err) => WebError::Internal(format!("template: {err}")).into_response(),
+    }
+}
+
+fn nav(items: &[(&str, &str)], path: &str) -> Vec<NavItem> {
+    items
+        .iter()
+        .map(|(href, label)| NavItem {
+            href: (*href).to_owned(),
+            label: (*label).to_owned(),
+            // The longest matching prefix wins, so /admin is not active on /admin/partners.
+            active: path == *href || (href.len() > 6 && path.starts_with(&format!("{href}/"))),
+        })
+        .collect()
+}
+
+pub fn panel_nav(path: &str) -> Vec<NavItem> {
+    nav(&[("/panel", "Dashboard"), ("/panel/account", "Account")], path)
+}
+
+pub fn admin_nav(path: &str, admin: bool) -> Vec<NavItem> {
+    let mut items = vec![("/admin", "Overview"), ("/admin/partners", "Partners")];
+    if admin {
+        items.extend([
+            ("/admin/staff", "Staff"),
+            ("/admin/settings", "Settings"),
+            ("/admin/terms", "Terms"),
+            ("/admin/audit", "Audit log"),
+            ("/admin/outbox", "Outbox"),
+        ]);
+    }
+    nav(&items, path)
+}
+
+/// Milliseconds since the epoch as `2026-11-27 10:20 UTC`.
+pub fn datetime<T: std::borrow::Borrow<i64>>(ms: T) -> String {
+    let Ok(at) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms.borrow()) * 1_000_000) else {
+        return "?".into();
+    };
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    at.format(&format).unwrap_or_else(|_| "?".into())
+}
+
+pub fn date<T: std::borrow::Borrow<i64>>(ms: T) -> String {
+    datetime(ms).chars().take(10).collect()
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    pub layout: Layout,
+    pub heading: String,
+    pub body: String,
+    pub link: Option<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    pub layout: Layout,
+    pub commission_rate: i64,
+    pub cookie_days: i64,
+}
+
+#[derive(Template)]
+#[template(path = "terms.html")]
+pub struct TermsPage {
+    pub layout: Layout,
+    pub terms: Option<Terms>,
+    /// Shown to a signed-in partner whose accepted version is older (R-ACC-5).
+    pub must_accept: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SignupForm {
+    pub name: String,
+    pub email: String,
+    pub company: String,
+    pub website: String,
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+pub struct SignupPage {
+    pub layout: Layout,
+    pub form: SignupForm,
+    pub errors: BTreeMap<String, String>,
+    pub min_password_len: i64,
+    pub terms_version: i64,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub layout: Layout,
+    pub action: String,
+    pub subtitle: String,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "reset_request.html")]
+pub struct ResetRequestPage {
+    pub layout: Layout,
+    pub sent: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "reset_form.html")]
+pub struct ResetFormPage {
+    pub layout: Layout,
+    pub token: String,
+    pub error: Option<String>,
+    pub min_password_len: i64,
+}
+
+#[derive(Template)]
+#[template(path = "panel_home.html")]
+pub struct PanelHomePage {
+    pub layout: Layout,
+    pub partner: Partner,
+    pub manager: Option<Staff>,
+    pub default_link: String,
+}
+
+#[derive(Template)]
+#[template(path = "panel_account.html")]
+pub struct PanelAccountPage {
+    pub layout: Layout,
+    pub partner: Partner,
+    pub errors: BTreeMap<String, String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_home.html")]
+pub struct AdminHomePage {
+    pub layout: Layout,
+    pub partners_total: i64,
+    pub my_partners: Option<i64>,
+    pub managers: Vec<partnerd_domain::assignment::ManagerLoad>,
+    pub recent: Vec<AuditEntry>,
+    pub is_admin: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_partners.html")]
+pub struct AdminPartnersPage {
+    pub layout: Layout,
+    pub partners: Vec<Partner>,
+    pub total: i64,
+    pub search: String,
+    /// The search, URL-encoded for the pagination links.
+    pub page_query: String,
+    pub page: i64,
+    pub pages: i64,
+    pub managers: BTreeMap<i64, String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_partner.html")]
+pub struct AdminPartnerPage {
+    pub layout: Layout,
+    pub partner: Partner,
+    pub manager: Option<Staff>,
+    pub managers: Vec<partnerd_domain::assignment::ManagerLoad>,
+    pub is_admin: bool,
+    pub errors: BTreeMap<String, String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_staff.html")]
+pub struct AdminStaffPage {
+    pub layout: Layout,
+    pub staff: Vec<Staff>,
+    pub errors: BTreeMap<String, String>,
+    pub form: BTreeMap<String, String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_audit.html")]
+pub struct AdminAuditPage {
+    pub layout: Layout,
+    pub entries: Vec<AuditEntry>,
+    pub total: i64,
+    pub page: i64,
+    pub pages: i64,
+}
+
+#[derive(Template)]
+#[template(path = "admin_outbox.html")]
+pub struct AdminOutboxPage {
+    pub layout: Layout,
+    pub emails: Vec<OutboxEmail>,
+    pub total: i64,
+    pub page: i64,
+    pub pages: i64,
+    pub smtp_configured: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_outbox_email.html")]
+pub struct AdminOutboxEmailPage {
+    pub layout: Layout,
+    pub email: OutboxEmail,
+}
+
+pub struct SettingRow {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub help: &'static str,
+    pub value: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_settings.html")]
+pub struct AdminSettingsPage {
+    pub layout: Layout,
+    pub rows: Vec<SettingRow>,
+    pub has_errors: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_terms.html")]
+pub struct AdminTermsPage {
+    pub layout: Layout,
+    pub versions: Vec<Terms>,
+    pub draft: String,
+    pub error: Option<String>,
+}
+
+/// Number of pages for `total` rows of `per_page`, at least 1.
+pub fn page_count(total: i64, per_page: i64) -> i64 {
+    ((total + per_page - 1) / per_page).max(1)
+}
