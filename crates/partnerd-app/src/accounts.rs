@@ -153,10 +153,10 @@ impl App {
         if !input.accept_terms {
             errors.add("accept_terms", "must be accepted to join the program");
         }
-        if let Some(email) = &email {
-            if self.store.find_partner_by_email(email).await?.is_some() {
-                errors.add("email", "is already registered: sign in or reset your password");
-            }
+        if let Some(email) = &email
+            && self.store.find_partner_by_email(email).await?.is_some()
+        {
+            errors.add("email", "is already registered: sign in or reset your password");
         }
         errors.clone().into_result()?;
         let (Some(profile), Some(email), Some(password)) = (profile, email, password) else {

@@ -237,6 +237,7 @@ macro_rules! shared_store {
                 emails: &$crate::EmailsFor,
             ) -> $crate::StoreResult<$crate::Partner> {
                 let mut tx = self.write().await?;
+                Self::lock_manager_assignment(&mut tx).await?;
                 let loads = Self::manager_loads(&mut *tx).await?;
                 let manager = match partnerd_domain::assignment::pick_manager(&loads) {
                     Some(id) => Some(
@@ -305,9 +306,15 @@ macro_rules! shared_store {
                 &self,
                 query: &$crate::PartnerQuery,
             ) -> $crate::StoreResult<$crate::Page<$crate::Partner>> {
-                let search = query.search.as_ref().map(|s| format!("%{}%", s.to_lowercase().replace('%', "")));
+                // `\` escapes LIKE's wildcards on both engines (PostgreSQL's default,
+                // SQLite's only with the ESCAPE clause), so a search is taken literally.
+                let search = query.search.as_ref().map(|s| {
+                    let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                    format!("%{escaped}%")
+                });
                 let filter = "where ($1 is null or manager_id = $1) \
-                              and ($2 is null or lower(name) like $2 or lower(coalesce(email, '')) like $2 or lower(coalesce(company, '')) like $2) \
+                              and ($2 is null or lower(name) like $2 escape '\\' or lower(coalesce(email, '')) like $2 escape '\\' \
+                                   or lower(coalesce(company, '')) like $2 escape '\\') \
                               and ($3 = 1 or status = 'active')";
                 let sql = format!(
                     "select {} from partners {filter} order by created_at desc, id desc limit $4 offset $5",

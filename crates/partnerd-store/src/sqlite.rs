@@ -48,6 +48,11 @@ impl SqliteStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Nothing to do: `BEGIN IMMEDIATE` already makes writers take turns.
+    async fn lock_manager_assignment(_tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// `VACUUM INTO` writes a consistent snapshot while other connections keep
     /// reading and writing; the target must not exist yet.
     async fn backup(&self, path: &std::path::Path) -> StoreResult<()> {
