@@ -73,7 +73,11 @@ async fn run_job(app: &App, job: &Job) -> Result<(), String> {
             let id = payload["outbox_id"].as_i64().ok_or("payload has no outbox_id")?;
             send_email(app, id, job.attempts >= job.max_attempts).await
         }
-        "housekeeping" => Ok(()),
+        "housekeeping" => {
+            let purged = app.store.purge_expired(app.now()).await.map_err(|e| e.to_string())?;
+            tracing::info!(rows = purged, "housekeeping purged expired sessions, reset links and throttle windows");
+            Ok(())
+        }
         other => Err(format!("unknown job kind {other:?}")),
     }
 }

@@ -137,6 +137,10 @@ pub trait Store: Send + Sync + 'static {
     /// The secret `name`, stored as `candidate` if none exists yet (first node wins).
     async fn secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
 
+    /// Deletes what has expired by `now`: sessions, reset links, throttle windows older
+    /// than a day. Returns how many rows went.
+    async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64>;
+
     // --- operations ---------------------------------------------------------------------
     /// A consistent copy of the whole database to `path`, taken while serving.
     async fn backup_to(&self, path: &std::path::Path) -> StoreResult<()>;

@@ -959,6 +959,20 @@ macro_rules! shared_store {
                 Ok(value)
             }
 
+            async fn purge_expired(&self, now: partnerd_domain::Timestamp) -> $crate::StoreResult<u64> {
+                let mut tx = self.write().await?;
+                let mut purged = 0;
+                for sql in [
+                    "delete from sessions where expires_at <= $1",
+                    "delete from password_resets where expires_at <= $1",
+                    "delete from throttle where window_start <= $1 - 86400000",
+                ] {
+                    purged += sqlx::query(sql).bind(now.millis()).execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(purged)
+            }
+
             async fn backup_to(&self, path: &std::path::Path) -> $crate::StoreResult<()> {
                 self.backup(path).await
             }

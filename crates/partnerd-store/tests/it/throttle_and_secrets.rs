@@ -96,3 +96,31 @@ conformance!(
         assert_eq!(store.secret("raced", "node-c").await.unwrap(), a);
     }
 );
+
+conformance!(
+    purging_removes_expired_sessions_and_stale_throttle_windows_only,
+    |store: Arc<dyn Store>| async move {
+        let partner = add_partner(store.as_ref(), "purge", T0).await;
+        let subject = partnerd_store::Subject::Partner(partner.id);
+        for (hash, expires) in [("expired", at(1_000)), ("live", at(200_000_000))] {
+            store
+                .create_session(partnerd_store::NewSession {
+                    token_hash: hash.into(),
+                    subject,
+                    csrf_token: "csrf".into(),
+                    created_at: T0,
+                    expires_at: expires,
+                })
+                .await
+                .unwrap();
+        }
+        store.throttle_hit("old", T0, 60).await.unwrap();
+        store.throttle_hit("recent", at(86_400_000), 60).await.unwrap();
+
+        let now = at(86_400_000 + 1);
+        assert_eq!(store.purge_expired(now).await.unwrap(), 2);
+        assert!(store.find_session("live", now).await.unwrap().is_some());
+        assert_eq!(store.throttle_count("recent", now, 3600).await.unwrap(), 1);
+        assert_eq!(store.purge_expired(now).await.unwrap(), 0, "nothing left to purge");
+    }
+);
