@@ -620,8 +620,60 @@ def journey_signup_login_panel(b: Browser, base_url: str) -> None:
     b.screenshot("login-panel.png")
 
 
+# What the journeys may need besides the browser: the binary and its data directory
+# (to run CLI commands against the served database, as an operator would).
+CONTEXT: dict[str, str] = {}
+
+
+def journey_admin_console(b: Browser, base_url: str) -> None:
+    """An admin made with `partnerd admin create` signs in to the console, removes the
+    partner of the first journey for a violation (R-ACC-3), finds it in the audit log,
+    and gets a named field error for an invalid setting."""
+    password = "console-journey-passphrase"
+    env = dict(os.environ, PARTNERD_ADMIN_PASSWORD=password)
+    created = subprocess.run(
+        [CONTEXT["bin"], "admin", "create", "--email", "admin@journey.test", "--role", "admin",
+         "--data-dir", CONTEXT["data_dir"]],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    expect(created.returncode == 0, f"partnerd admin create failed: {created.stderr.strip()}")
+
+    b.navigate(base_url + "/admin/login")
+    b.wait_for("input[name=email]")
+    b.fill("input[name=email]", "admin@journey.test")
+    b.fill("input[name=password]", password)
+    b.click_and_wait_for_load("form:has(input[name=password]) button[type=submit]")
+    b.wait_for_path("/admin")
+    expect("Overview" in b.text("h1"), f"the console's first page is not the overview: {b.text('h1')!r}")
+
+    b.navigate(base_url + "/admin/partners")
+    b.click_and_wait_for_load("table a")
+    b.wait_for("textarea[name=reason]")
+    b.fill("textarea[name=reason]", "Spam in search ads, against section 1 of the Terms")
+    b.click_and_wait_for_load('form[action$="/remove"] button[type=submit]')
+    b.wait_for(".badge-removed", visible=True)
+    b.screenshot("admin-partner-removed.png")
+
+    b.navigate(base_url + "/admin/audit")
+    expect("partner.remove" in b.page_text(), "the removal is not in the audit log")
+    b.screenshot("admin-audit.png")
+
+    b.navigate(base_url + "/admin/settings")
+    b.wait_for("input[name=cookie_days]")
+    b.fill("input[name=cookie_days]", "0")
+    b.click_and_wait_for_load('form[action="/admin/settings"] button[type=submit]')
+    err = b.wait_for("#cookie_days-error", visible=True)
+    expect("between" in err.text, f"the cookie_days error does not say why: {err.text!r}")
+    b.screenshot("admin-settings-error.png")
+    b.fill("input[name=cookie_days]", "90")
+    b.click_and_wait_for_load('form[action="/admin/settings"] button[type=submit]')
+    b.wait_for("[role=status]", visible=True)
+    expect(b.find("input[name=cookie_days]").prop("value") == "90", "the saved cookie_days is not shown")
+
+
 JOURNEYS: list[Callable[[Browser, str], None]] = [
     journey_signup_login_panel,
+    journey_admin_console,  # needs the partner the first journey signs up
 ]
 
 
@@ -815,6 +867,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(f"{binary} not found or not executable; run `cargo build --release` or pass --bin")
             data_dir = tmp_root / "data"
             data_dir.mkdir()
+            CONTEXT.update(bin=str(binary), data_dir=str(data_dir))
             server, base_url = start_partnerd(binary, data_dir, out_dir)
         procs.append(server)
         driver, driver_url = start_chromedriver(args.chromedriver, out_dir)

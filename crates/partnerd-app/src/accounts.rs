@@ -458,14 +458,15 @@ impl App {
     }
 
     /// R-ACC-3 (b): an admin removes a partner for a violation, citing the reason.
-    pub async fn remove_for_violation(&self, admin: &SignedIn, partner_id: i64, reason: &str) -> AppResult<()> {
+    /// `actor` names who removes, for the audit log.
+    pub async fn remove_for_violation(&self, actor: &str, partner_id: i64, reason: &str) -> AppResult<()> {
         let reason = clean_text(reason, 2000, true).map_err(|e| FieldErrors::single("reason", e))?;
-        let audit = NewAudit::new(self.now(), admin.actor_label(), "partner.remove", format!("partner:{partner_id}"));
+        let audit = NewAudit::new(self.now(), actor, "partner.remove", format!("partner:{partner_id}"));
         Ok(self.store.remove_partner(partner_id, Removal::Violation { reason }, audit, self.now()).await?)
     }
 
     /// R-ACC-2: an admin moves a partner to another manager (or none); the new one is told.
-    pub async fn reassign_manager(&self, admin: &SignedIn, partner_id: i64, manager_id: Option<i64>) -> AppResult<()> {
+    pub async fn reassign_manager(&self, actor: &str, partner_id: i64, manager_id: Option<i64>) -> AppResult<()> {
         let partner = self.store.get_partner(partner_id).await?;
         let mut emails = Vec::new();
         if let Some(id) = manager_id {
@@ -479,7 +480,7 @@ impl App {
                 format!("Hi {},\n\n{} is now your partner.\n\n{}/admin/partners/{}\n", manager.name, partner.name, self.config.public_url(), partner.id),
             ));
         }
-        let audit = NewAudit::new(self.now(), admin.actor_label(), "partner.manager.assign", format!("partner:{partner_id}"));
+        let audit = NewAudit::new(self.now(), actor, "partner.manager.assign", format!("partner:{partner_id}"));
         Ok(self.store.reassign_manager(partner_id, manager_id, &emails, audit).await?)
     }
 
@@ -512,7 +513,7 @@ impl App {
     }
 
     /// Saves settings from the console form; one audit entry with the changed keys.
-    pub async fn update_settings(&self, admin: &SignedIn, form: &BTreeMap<String, String>) -> AppResult<ProgramSettings> {
+    pub async fn update_settings(&self, actor: &str, form: &BTreeMap<String, String>) -> AppResult<ProgramSettings> {
         let before = self.settings().await?;
         let after = before.apply_form(form)?;
         let changed = before.changed_keys(&after);
@@ -523,15 +524,15 @@ impl App {
         let pick = |m: &BTreeMap<String, String>| -> serde_json::Value {
             changed.iter().map(|k| ((*k).to_owned(), serde_json::Value::String(m[*k].clone()))).collect::<serde_json::Map<_, _>>().into()
         };
-        let audit = NewAudit::new(self.now(), admin.actor_label(), "settings.update", "settings").before_after(Some(pick(&old)), Some(pick(&new)));
+        let audit = NewAudit::new(self.now(), actor, "settings.update", "settings").before_after(Some(pick(&old)), Some(pick(&new)));
         self.store.save_settings(&after, audit, self.now()).await?;
         Ok(after)
     }
 
     /// R-ACC-5: publishes a new version of the Terms.
-    pub async fn publish_terms(&self, admin: &SignedIn, body: &str) -> AppResult<Terms> {
+    pub async fn publish_terms(&self, actor: &str, body: &str) -> AppResult<Terms> {
         let body = clean_terms(body).map_err(|e| FieldErrors::single("body", e))?;
-        let audit = NewAudit::new(self.now(), admin.actor_label(), "terms.publish", "terms");
+        let audit = NewAudit::new(self.now(), actor, "terms.publish", "terms");
         Ok(self.store.publish_terms(&body, audit, self.now()).await?)
     }
 

@@ -164,7 +164,14 @@ impl ProgramSettings {
         let raw = raw.trim();
         match field.key {
             "program_name" => self.program_name = clean_text(raw, 80, true)?,
-            "logo_url" => self.logo_url = if raw.is_empty() { None } else { Some(parse_url(raw)?) },
+            // https only: the pages' CSP loads images from https: and 'self'.
+            "logo_url" => {
+                self.logo_url = match raw {
+                    "" => None,
+                    _ if !raw.starts_with("https://") => return Err("must be an https:// URL".into()),
+                    _ => Some(parse_url(raw)?),
+                }
+            }
             "brand_color" => self.brand_color = parse_color(raw)?,
             "accent_color" => self.accent_color = parse_color(raw)?,
             "main_page_url" => self.main_page_url = parse_url(raw)?,

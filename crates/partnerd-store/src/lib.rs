@@ -34,9 +34,9 @@ pub enum StoreError {
     Invalid(&'static str),
     #[error("not supported on this database: {0}")]
     Unsupported(&'static str),
-    #[error("database error: {0}")]
+    #[error(transparent)]
     Database(#[from] sqlx::Error),
-    #[error("migration error: {0}")]
+    #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

@@ -25,7 +25,13 @@ impl PgStore {
          where next_run_at <= $1 order by name for update skip locked";
 
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let pool = PgPoolOptions::new().max_connections(16).connect(url).await?;
+        // A short acquire timeout so an unreachable server is reported with its
+        // cause within seconds instead of after the pool's default 30 s.
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await?;
         Ok(Self { pool })
     }
 

@@ -4,11 +4,11 @@
 //! CONTRACT.md and the OpenAPI document. The endpoints arrive with the
 //! tracking and money issues.
 
+use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use partnerd_app::App;
 use partnerd_domain::FieldErrors;
 use partnerd_domain::policy::{Action, Actor, authorize};
@@ -32,7 +32,9 @@ impl IntoResponse for ApiError {
                 Json(json!({ "error": "a valid API key is required: Authorization: Bearer KEY" })),
             )
                 .into_response(),
-            Self::NotFound => (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))).into_response(),
+            Self::NotFound => {
+                (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))).into_response()
+            }
             Self::Invalid(fields) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Json(json!({ "error": "validation failed", "fields": fields.into_map() })),
@@ -40,7 +42,11 @@ impl IntoResponse for ApiError {
                 .into_response(),
             Self::Internal(message) => {
                 tracing::error!(error = %message, "API request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "internal error" }))).into_response()
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({ "error": "internal error" })),
+                )
+                    .into_response()
             }
         }
     }

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
-use partnerd_app::accounts::{AccountKind, NewSessionToken, SignupInput};
+use partnerd_app::accounts::{AccountKind, NewSessionToken, SignedIn, SignupInput};
 use partnerd_app::{App, AppError};
+use partnerd_domain::Email;
 use serde::Deserialize;
 
 use crate::context::{Ctx, cookie, session_cookie_name};
@@ -30,8 +31,18 @@ pub struct SignupBody {
     accept_terms: Option<String>,
 }
 
-async fn signup_page(app: &App, ctx: &Ctx, form: SignupForm, errors: BTreeMap<String, String>) -> WebResult<SignupPage> {
-    let terms_version = app.store.current_terms().await.map_err(AppError::from)?.map_or(0, |t| t.version);
+async fn signup_page(
+    app: &App,
+    ctx: &Ctx,
+    form: SignupForm,
+    errors: BTreeMap<String, String>,
+) -> WebResult<SignupPage> {
+    let terms_version = app
+        .store
+        .current_terms()
+        .await
+        .map_err(AppError::from)?
+        .map_or(0, |t| t.version);
     Ok(SignupPage {
         layout: ctx.layout("Join the program", Vec::new()),
         form,
@@ -42,13 +53,22 @@ async fn signup_page(app: &App, ctx: &Ctx, form: SignupForm, errors: BTreeMap<St
 }
 
 pub async fn signup_form(State(app): State<App>, ctx: Ctx) -> WebResult<Response> {
-    if ctx.signed_in.is_some() {
-        return Ok(Redirect::to("/panel").into_response());
+    // Signed-in people go to their own home: staff cannot open the panel.
+    match &ctx.signed_in {
+        Some(SignedIn::Partner { .. }) => return Ok(Redirect::to("/panel").into_response()),
+        Some(SignedIn::Staff { .. }) => return Ok(Redirect::to("/admin").into_response()),
+        None => {}
     }
-    Ok(render(&signup_page(&app, &ctx, SignupForm::default(), BTreeMap::new()).await?))
+    Ok(render(
+        &signup_page(&app, &ctx, SignupForm::default(), BTreeMap::new()).await?,
+    ))
 }
 
-pub async fn signup(State(app): State<App>, ctx: Ctx, Form(body): Form<SignupBody>) -> WebResult<Response> {
+pub async fn signup(
+    State(app): State<App>,
+    ctx: Ctx,
+    Form(body): Form<SignupBody>,
+) -> WebResult<Response> {
     let input = SignupInput {
         name: body.name.clone(),
         email: body.email.clone(),
@@ -60,7 +80,12 @@ pub async fn signup(State(app): State<App>, ctx: Ctx, Form(body): Form<SignupBod
     match app.sign_up(&input, &ctx.network).await {
         Ok((_, session)) => Ok(signed_in_redirect(&app, &ctx, session, "/panel")),
         Err(AppError::Invalid(errors)) => {
-            let form = SignupForm { name: body.name, email: body.email, company: body.company, website: body.website };
+            let form = SignupForm {
+                name: body.name,
+                email: body.email,
+                company: body.company,
+                website: body.website,
+            };
             let page = signup_page(&app, &ctx, form, errors.into_map()).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
         }
@@ -73,9 +98,15 @@ pub async fn signup(State(app): State<App>, ctx: Ctx, Form(body): Form<SignupBod
 pub fn signed_in_redirect(app: &App, ctx: &Ctx, session: NewSessionToken, to: &str) -> Response {
     let max_age = ((session.expires_at.millis() - app.now().millis()) / 1000).max(60);
     let mut response = Redirect::to(to).into_response();
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, cookie(session_cookie_name(ctx.https), &session.token, max_age, ctx.https));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookie(
+            session_cookie_name(ctx.https),
+            &session.token,
+            max_age,
+            ctx.https,
+        ),
+    );
     response
 }
 
@@ -92,48 +123,134 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-/// Only same-site paths, so `?next=` cannot send people elsewhere.
+/// Only same-site paths, so `?next=` cannot send people elsewhere. Control
+/// characters are refused too: browsers drop tabs and new lines from a
+/// `Location` (`/\t/evil.example` would become `//evil.example`), and a new
+/// line is not even a valid header value.
 fn safe_next(next: Option<&str>, default: &str) -> String {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_owned(),
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.chars().any(char::is_control) =>
+        {
+            path.to_owned()
+        }
         _ => default.to_owned(),
     }
 }
 
-fn login_page(ctx: &Ctx, kind: AccountKind, email: String, error: Option<String>) -> LoginPage {
-    let (action, subtitle) = match kind {
-        AccountKind::Partner => ("/login", format!("Welcome back to the {}.", ctx.settings.program_name)),
-        AccountKind::Staff => ("/admin/login", format!("The {} console, for the vendor's staff.", ctx.settings.program_name)),
+/// The sign-in page; its form posts back to the same place with the (safe)
+/// `next`, so signing in returns to the page that asked for it.
+fn login_page(
+    ctx: &Ctx,
+    kind: AccountKind,
+    next: Option<&str>,
+    email: String,
+    error: Option<String>,
+) -> LoginPage {
+    let (path, subtitle) = match kind {
+        AccountKind::Partner => (
+            "/login",
+            format!("Welcome back to the {}.", ctx.settings.program_name),
+        ),
+        AccountKind::Staff => (
+            "/admin/login",
+            format!(
+                "The {} console, for the vendor's staff.",
+                ctx.settings.program_name
+            ),
+        ),
     };
-    LoginPage { layout: ctx.layout("Sign in", Vec::new()), action: action.into(), subtitle, email, error }
+    let action = match next
+        .map(|n| safe_next(Some(n), ""))
+        .filter(|n| !n.is_empty())
+    {
+        Some(next) => format!(
+            "{path}?next={}",
+            url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        ),
+        None => path.to_owned(),
+    };
+    LoginPage {
+        layout: ctx.layout("Sign in", Vec::new()),
+        action,
+        subtitle,
+        email,
+        error,
+    }
 }
 
-pub async fn login_form(ctx: Ctx) -> Response {
-    render(&login_page(&ctx, AccountKind::Partner, String::new(), None))
+pub async fn login_form(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
+    render(&login_page(
+        &ctx,
+        AccountKind::Partner,
+        q.next.as_deref(),
+        String::new(),
+        None,
+    ))
 }
 
-pub async fn staff_login_form(ctx: Ctx) -> Response {
-    render(&login_page(&ctx, AccountKind::Staff, String::new(), None))
+pub async fn staff_login_form(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
+    render(&login_page(
+        &ctx,
+        AccountKind::Staff,
+        q.next.as_deref(),
+        String::new(),
+        None,
+    ))
 }
 
-pub async fn login(State(app): State<App>, ctx: Ctx, Query(q): Query<NextQuery>, Form(body): Form<LoginBody>) -> WebResult<Response> {
+pub async fn login(
+    State(app): State<App>,
+    ctx: Ctx,
+    Query(q): Query<NextQuery>,
+    Form(body): Form<LoginBody>,
+) -> WebResult<Response> {
     log_in(app, ctx, AccountKind::Partner, q, body, "/panel").await
 }
 
-pub async fn staff_login(State(app): State<App>, ctx: Ctx, Query(q): Query<NextQuery>, Form(body): Form<LoginBody>) -> WebResult<Response> {
+pub async fn staff_login(
+    State(app): State<App>,
+    ctx: Ctx,
+    Query(q): Query<NextQuery>,
+    Form(body): Form<LoginBody>,
+) -> WebResult<Response> {
     log_in(app, ctx, AccountKind::Staff, q, body, "/admin").await
 }
 
-async fn log_in(app: App, ctx: Ctx, kind: AccountKind, q: NextQuery, body: LoginBody, home: &str) -> WebResult<Response> {
-    match app.log_in(kind, &body.email, &body.password, &ctx.network).await {
+async fn log_in(
+    app: App,
+    ctx: Ctx,
+    kind: AccountKind,
+    q: NextQuery,
+    body: LoginBody,
+    home: &str,
+) -> WebResult<Response> {
+    match app
+        .log_in(kind, &body.email, &body.password, &ctx.network)
+        .await
+    {
         Ok(session) => {
             if let Some(old) = &ctx.session_token {
                 app.log_out(old).await?;
             }
-            Ok(signed_in_redirect(&app, &ctx, session, &safe_next(q.next.as_deref(), home)))
+            Ok(signed_in_redirect(
+                &app,
+                &ctx,
+                session,
+                &safe_next(q.next.as_deref(), home),
+            ))
         }
         Err(AppError::BadCredentials) => {
-            let page = login_page(&ctx, kind, body.email, Some("That email and password don't match an account.".into()));
+            let page = login_page(
+                &ctx,
+                kind,
+                q.next.as_deref(),
+                body.email,
+                Some("That email and password don't match an account.".into()),
+            );
             Ok((StatusCode::UNAUTHORIZED, render(&page)).into_response())
         }
         Err(other) => Err(other.into()),
@@ -145,12 +262,19 @@ pub async fn logout(State(app): State<App>, ctx: Ctx) -> WebResult<Response> {
         app.log_out(token).await?;
     }
     let mut response = Redirect::to("/login").into_response();
-    response.headers_mut().append(header::SET_COOKIE, cookie(session_cookie_name(ctx.https), "", 0, ctx.https));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookie(session_cookie_name(ctx.https), "", 0, ctx.https),
+    );
     Ok(response)
 }
 
 pub async fn reset_request_form(ctx: Ctx) -> Response {
-    render(&ResetRequestPage { layout: ctx.layout("Reset your password", Vec::new()), sent: false, error: None })
+    render(&ResetRequestPage {
+        layout: ctx.layout("Reset your password", Vec::new()),
+        sent: false,
+        error: None,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,16 +284,59 @@ pub struct ResetRequestBody {
 }
 
 /// The same answer whether or not the email has an account. The link works
-/// for partner and staff accounts alike; both are asked for.
-pub async fn reset_request(State(app): State<App>, ctx: Ctx, Form(body): Form<ResetRequestBody>) -> WebResult<Response> {
-    app.request_password_reset(AccountKind::Partner, &body.email, &ctx.network).await?;
-    app.request_password_reset(AccountKind::Staff, &body.email, &format!("staff:{}", ctx.network)).await?;
-    Ok(render(&ResetRequestPage { layout: ctx.layout("Reset your password", Vec::new()), sent: true, error: None }))
+/// for partner and staff accounts alike. Each request for an email counts once
+/// against that email's limit: the staff path is taken only for a staff
+/// member's email, the partner path for every other one (unknown emails too,
+/// so they are throttled exactly like known ones).
+pub async fn reset_request(
+    State(app): State<App>,
+    ctx: Ctx,
+    Form(body): Form<ResetRequestBody>,
+) -> WebResult<Response> {
+    let (is_staff, is_partner) = match Email::parse(&body.email) {
+        Ok(email) => (
+            app.store
+                .find_staff_by_email(&email)
+                .await
+                .map_err(AppError::from)?
+                .is_some(),
+            app.store
+                .find_partner_by_email(&email)
+                .await
+                .map_err(AppError::from)?
+                .is_some(),
+        ),
+        Err(_) => (false, false),
+    };
+    if is_partner || !is_staff {
+        app.request_password_reset(AccountKind::Partner, &body.email, &ctx.network)
+            .await?;
+    }
+    if is_staff {
+        app.request_password_reset(
+            AccountKind::Staff,
+            &body.email,
+            &format!("staff:{}", ctx.network),
+        )
+        .await?;
+    }
+    Ok(render(&ResetRequestPage {
+        layout: ctx.layout("Reset your password", Vec::new()),
+        sent: true,
+        error: None,
+    }))
 }
 
-pub async fn reset_form(State(app): State<App>, ctx: Ctx, Path(token): Path<String>) -> WebResult<Response> {
+pub async fn reset_form(
+    State(app): State<App>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+) -> WebResult<Response> {
     if token.len() > 100 || !app.reset_link_is_valid(&token).await? {
-        return Err(AppError::Conflict("This reset link has expired or was already used. Ask for a new one.".into()).into());
+        return Err(AppError::Conflict(
+            "This reset link has expired or was already used. Ask for a new one.".into(),
+        )
+        .into());
     }
     Ok(render(&ResetFormPage {
         layout: ctx.layout("Choose a new password", Vec::new()),
@@ -185,14 +352,27 @@ pub struct ResetBody {
     password: String,
 }
 
-pub async fn reset(State(app): State<App>, ctx: Ctx, Path(token): Path<String>, Form(body): Form<ResetBody>) -> WebResult<Response> {
+pub async fn reset(
+    State(app): State<App>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+    Form(body): Form<ResetBody>,
+) -> WebResult<Response> {
     match app.reset_password(&token, &body.password).await {
         Ok(subject) => {
-            let to = if subject.kind() == "staff" { "/admin/login" } else { "/login" };
+            let to = if subject.kind() == "staff" {
+                "/admin/login"
+            } else {
+                "/login"
+            };
             let mut response = Redirect::to(to).into_response();
             response.headers_mut().append(
                 header::SET_COOKIE,
-                crate::context::flash_cookie("success", "Your password was changed. Sign in with the new one.", ctx.https),
+                crate::context::flash_cookie(
+                    "success",
+                    "Your password was changed. Sign in with the new one.",
+                    ctx.https,
+                ),
             );
             Ok(response)
         }

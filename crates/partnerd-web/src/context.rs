@@ -47,7 +47,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Ctx>().cloned().ok_or_else(|| WebError::Internal("no request context".into()))
+        parts
+            .extensions
+            .get::<Ctx>()
+            .cloned()
+            .ok_or_else(|| WebError::Internal("no request context".into()))
     }
 }
 
@@ -55,18 +59,27 @@ impl Ctx {
     pub fn actor(&self) -> Actor {
         match &self.signed_in {
             None => Actor::Anonymous,
-            Some(SignedIn::Partner { partner, .. }) => Actor::Partner { partner_id: partner.id },
-            Some(SignedIn::Staff { staff, .. }) => Actor::Staff { staff_id: staff.id, role: staff.role() },
+            Some(SignedIn::Partner { partner, .. }) => Actor::Partner {
+                partner_id: partner.id,
+            },
+            Some(SignedIn::Staff { staff, .. }) => Actor::Staff {
+                staff_id: staff.id,
+                role: staff.role(),
+            },
         }
     }
 
     /// The one access check every handler makes (see `partnerd_domain::policy`).
     pub fn authorize(&self, action: Action) -> WebResult<()> {
-        authorize(self.actor(), action).map_err(|denied| WebError::denied(denied, self.path.starts_with("/admin"), &self.path))
+        authorize(self.actor(), action)
+            .map_err(|denied| WebError::denied(denied, self.path.starts_with("/admin"), &self.path))
     }
 
     pub fn who(&self) -> WebResult<&SignedIn> {
-        self.signed_in.as_ref().ok_or(WebError::SignIn { staff: self.path.starts_with("/admin"), next: self.path.clone() })
+        self.signed_in.as_ref().ok_or(WebError::SignIn {
+            staff: self.path.starts_with("/admin"),
+            next: self.path.clone(),
+        })
     }
 
     pub fn layout(&self, title: &str, nav: Vec<NavItem>) -> Layout {
@@ -92,11 +105,19 @@ impl Ctx {
 }
 
 pub fn session_cookie_name(https: bool) -> &'static str {
-    if https { "__Host-partnerd_session" } else { "partnerd_session" }
+    if https {
+        "__Host-partnerd_session"
+    } else {
+        "partnerd_session"
+    }
 }
 
 fn csrf_cookie_name(https: bool) -> &'static str {
-    if https { "__Host-partnerd_csrf" } else { "partnerd_csrf" }
+    if https {
+        "__Host-partnerd_csrf"
+    } else {
+        "partnerd_csrf"
+    }
 }
 
 const FLASH_COOKIE: &str = "partnerd_flash";
@@ -104,8 +125,10 @@ const FLASH_COOKIE: &str = "partnerd_flash";
 /// `Set-Cookie` for a host-only, HttpOnly, SameSite=Lax cookie (Secure over HTTPS).
 pub fn cookie(name: &str, value: &str, max_age_seconds: i64, https: bool) -> HeaderValue {
     let secure = if https { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{name}={value}; Path=/; Max-Age={max_age_seconds}; HttpOnly; SameSite=Lax{secure}"))
-        .expect("cookie values are URL-safe tokens")
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Max-Age={max_age_seconds}; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .expect("cookie values are URL-safe tokens")
 }
 
 pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -121,7 +144,8 @@ pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// A flash message for the next page, carried in a short-lived cookie.
 pub fn flash_cookie(kind: &str, message: &str, https: bool) -> HeaderValue {
-    let encoded: String = url::form_urlencoded::byte_serialize(format!("{kind}:{message}").as_bytes()).collect();
+    let encoded: String =
+        url::form_urlencoded::byte_serialize(format!("{kind}:{message}").as_bytes()).collect();
     cookie(FLASH_COOKIE, &encoded, 60, https)
 }
 
@@ -140,11 +164,17 @@ pub fn client_ip(app: &App, headers: &HeaderMap, peer: Option<IpAddr>) -> IpAddr
         .flat_map(|v| v.split(','))
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    forwarded.into_iter().rev().find(|ip| !app.config.is_trusted_proxy(*ip)).unwrap_or(peer)
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !app.config.is_trusted_proxy(*ip))
+        .unwrap_or(peer)
 }
 
 pub fn peer_ip(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    request_extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    request_extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 /// Builds the context, checks CSRF on unsafe methods, runs the handler and
@@ -165,7 +195,8 @@ async fn build_and_run(app: App, request: Request, next: Next) -> WebResult<Resp
         Some(token) => app.signed_in(token).await?,
         None => None,
     };
-    let anonymous_csrf = read_cookie(&parts.headers, csrf_cookie_name(https)).filter(|t| t.len() >= 32);
+    let anonymous_csrf =
+        read_cookie(&parts.headers, csrf_cookie_name(https)).filter(|t| t.len() >= 32);
     let mut new_csrf_cookie = None;
     let csrf_token = match (&signed_in, &anonymous_csrf) {
         (Some(who), _) => who.csrf_token().to_owned(),
@@ -177,9 +208,15 @@ async fn build_and_run(app: App, request: Request, next: Next) -> WebResult<Resp
         }
     };
     let flash = read_cookie(&parts.headers, FLASH_COOKIE).and_then(|raw| {
-        let decoded: String = url::form_urlencoded::parse(format!("v={raw}").as_bytes()).next()?.1.into_owned();
+        let decoded: String = url::form_urlencoded::parse(format!("v={raw}").as_bytes())
+            .next()?
+            .1
+            .into_owned();
         let (kind, message) = decoded.split_once(':')?;
-        matches!(kind, "success" | "error" | "info").then(|| Flash { kind: kind.into(), message: message.into() })
+        matches!(kind, "success" | "error" | "info").then(|| Flash {
+            kind: kind.into(),
+            message: message.into(),
+        })
     });
     let ip = client_ip(&app, &parts.headers, peer_ip(&parts.extensions));
     let ctx = Ctx {
@@ -193,24 +230,54 @@ async fn build_and_run(app: App, request: Request, next: Next) -> WebResult<Resp
         path: parts.uri.path().to_owned(),
         https,
     };
+    // A refused form gets its error page (below) like any handler's error, with
+    // the layout, the CSP and a CSRF cookie for the next try.
+    let mut rejected = None;
     let body = if is_unsafe(&parts.method) {
-        let bytes = to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| WebError::TooLarge)?;
-        let sent = url::form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf_token").map(|(_, v)| v.into_owned());
-        let valid = sent.is_some_and(|sent| constant_time_eq(&sent, &csrf_token)) && anonymous_or_session_matches(&ctx, &anonymous_csrf);
-        if !valid {
-            return Err(WebError::CsrfFailed);
+        match to_bytes(body, MAX_FORM_BYTES).await {
+            Err(_) => {
+                rejected = Some(WebError::TooLarge);
+                Body::empty()
+            }
+            Ok(bytes) => {
+                let sent = url::form_urlencoded::parse(&bytes)
+                    .find(|(k, _)| k == "csrf_token")
+                    .map(|(_, v)| v.into_owned());
+                let valid = sent.is_some_and(|sent| constant_time_eq(&sent, &csrf_token))
+                    && anonymous_or_session_matches(&ctx, &anonymous_csrf);
+                if !valid {
+                    rejected = Some(WebError::CsrfFailed);
+                }
+                Body::from(bytes)
+            }
         }
-        Body::from(bytes)
     } else {
         body
     };
-    parts.extensions.insert(ctx.clone());
-    let mut response = next.run(Request::from_parts(parts, body)).await;
+    let mut response = match rejected {
+        Some(err) => err.into_response(),
+        None => {
+            parts.extensions.insert(ctx.clone());
+            next.run(Request::from_parts(parts, body)).await
+        }
+    };
     if let Some(page) = response.extensions().get::<ErrorPage>().cloned() {
-        let view = MessagePage { layout: ctx.layout(&page.heading, Vec::new()), heading: page.heading, body: page.body, link: Some(("/".into(), "Go to the home page".into())) };
+        let view = MessagePage {
+            layout: ctx.layout(&page.heading, Vec::new()),
+            heading: page.heading,
+            body: page.body,
+            link: Some(("/".into(), "Go to the home page".into())),
+        };
         let status = page.status;
         let headers = response.headers().clone();
-        response = (status, Html(view.render().map_err(|e| WebError::Internal(e.to_string()))?)).into_response();
+        response = (
+            status,
+            Html(
+                view.render()
+                    .map_err(|e| WebError::Internal(e.to_string()))?,
+            ),
+        )
+            .into_response();
         for (name, value) in headers.iter() {
             if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
                 response.headers_mut().append(name, value.clone());
@@ -219,9 +286,17 @@ async fn build_and_run(app: App, request: Request, next: Next) -> WebResult<Resp
     }
     let headers = response.headers_mut();
     if let Some(token) = new_csrf_cookie {
-        headers.append(header::SET_COOKIE, cookie(csrf_cookie_name(https), &token, 86_400, https));
+        headers.append(
+            header::SET_COOKIE,
+            cookie(csrf_cookie_name(https), &token, 86_400, https),
+        );
     }
-    if flash.is_some() && !headers.get_all(header::SET_COOKIE).iter().any(|v| v.as_bytes().starts_with(FLASH_COOKIE.as_bytes())) {
+    if flash.is_some()
+        && !headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|v| v.as_bytes().starts_with(FLASH_COOKIE.as_bytes()))
+    {
         headers.append(header::SET_COOKIE, cookie(FLASH_COOKIE, "", 0, https));
     }
     let csp = format!(
@@ -229,7 +304,10 @@ async fn build_and_run(app: App, request: Request, next: Next) -> WebResult<Resp
          form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
         n = ctx.nonce
     );
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&csp).expect("nonce is URL-safe"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_str(&csp).expect("nonce is URL-safe"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }

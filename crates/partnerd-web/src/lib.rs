@@ -6,12 +6,12 @@
 //! decided only by `partnerd_domain::policy`, through `Ctx::authorize` or the
 //! API's key check; `tests/it/access.rs` walks every route with every role.
 
+use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
 use partnerd_app::App;
 
 pub mod admin;
@@ -30,11 +30,23 @@ pub fn router(app: App) -> Router {
         .route("/terms", get(public::terms))
         .route("/signup", get(auth::signup_form).post(auth::signup))
         .route("/login", get(auth::login_form).post(auth::login))
-        .route("/admin/login", get(auth::staff_login_form).post(auth::staff_login))
+        .route(
+            "/admin/login",
+            get(auth::staff_login_form).post(auth::staff_login),
+        )
         .route("/logout", post(auth::logout))
-        .route("/password-reset", get(auth::reset_request_form).post(auth::reset_request))
-        .route("/password-reset/{token}", get(auth::reset_form).post(auth::reset))
-        .route("/terms/accept", get(panel::terms_form).post(panel::accept_terms))
+        .route(
+            "/password-reset",
+            get(auth::reset_request_form).post(auth::reset_request),
+        )
+        .route(
+            "/password-reset/{token}",
+            get(auth::reset_form).post(auth::reset),
+        )
+        .route(
+            "/terms/accept",
+            get(panel::terms_form).post(panel::accept_terms),
+        )
         .route("/panel", get(panel::home))
         .route("/panel/account", get(panel::account))
         .route("/panel/account/profile", post(panel::update_profile))
@@ -50,13 +62,22 @@ pub fn router(app: App) -> Router {
         .route("/admin/audit", get(admin::audit))
         .route("/admin/outbox", get(admin::outbox))
         .route("/admin/outbox/{id}", get(admin::outbox_email))
-        .route("/admin/settings", get(admin::settings).post(admin::save_settings))
+        .route(
+            "/admin/settings",
+            get(admin::settings).post(admin::save_settings),
+        )
         .route("/admin/terms", get(admin::terms).post(admin::publish_terms))
         .fallback(html_not_found)
-        .layer(middleware::from_fn_with_state(app.clone(), context::html_context));
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            context::html_context,
+        ));
     let api = Router::new()
         .fallback(api::not_found)
-        .layer(middleware::from_fn_with_state(app.clone(), api::require_key));
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            api::require_key,
+        ));
     Router::new()
         .route("/healthz", get(public::healthz))
         .route("/readyz", get(public::readyz))
@@ -65,7 +86,10 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/openapi.json", get(api::openapi))
         .nest("/api/v1", api)
         .merge(html)
-        .layer(middleware::from_fn_with_state(app.clone(), security_headers))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            security_headers,
+        ))
         .with_state(app)
 }
 
@@ -78,11 +102,23 @@ async fn html_not_found() -> errors::WebError {
 async fn security_headers(State(app): State<App>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin"));
-    headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
-    headers.insert("permissions-policy", HeaderValue::from_static("camera=(), microphone=(), geolocation=()"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    headers.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+    );
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
@@ -90,7 +126,10 @@ async fn security_headers(State(app): State<App>, request: Request, next: Next) 
         );
     }
     if app.config.is_https() {
-        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
     }
     response
 }

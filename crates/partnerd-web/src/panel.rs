@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use axum::Form;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use partnerd_app::accounts::SignedIn;
 use partnerd_app::{App, AppError};
 use partnerd_domain::policy::Action;
@@ -21,7 +21,10 @@ use crate::views::{PanelAccountPage, PanelHomePage, TermsPage, panel_nav, render
 fn partner(ctx: &Ctx) -> WebResult<&Partner> {
     ctx.authorize(Action::UsePanel)?;
     match ctx.who()? {
-        SignedIn::Partner { terms_outdated: true, .. } => Err(WebError::Redirect("/terms/accept".into())),
+        SignedIn::Partner {
+            terms_outdated: true,
+            ..
+        } => Err(WebError::Redirect("/terms/accept".into())),
         SignedIn::Partner { partner, .. } => Ok(partner),
         SignedIn::Staff { .. } => Err(WebError::Forbidden),
     }
@@ -29,7 +32,10 @@ fn partner(ctx: &Ctx) -> WebResult<&Partner> {
 
 fn redirect_with_flash(ctx: &Ctx, to: &str, message: &str) -> Response {
     let mut response = Redirect::to(to).into_response();
-    response.headers_mut().append(header::SET_COOKIE, flash_cookie("success", message, ctx.https));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        flash_cookie("success", message, ctx.https),
+    );
     response
 }
 
@@ -40,12 +46,25 @@ pub async fn home(State(app): State<App>, ctx: Ctx) -> WebResult<Response> {
         None => None,
     };
     let default_link = format!("{}/r/{}", app.config.public_url(), partner.public_id);
-    Ok(render(&PanelHomePage { layout: ctx.layout("Dashboard", panel_nav(&ctx.path)), partner, manager, default_link }))
+    Ok(render(&PanelHomePage {
+        layout: ctx.layout("Dashboard", panel_nav(&ctx.path)),
+        partner,
+        manager,
+        default_link,
+    }))
 }
 
 fn account_page(ctx: &Ctx, partner: Partner, errors: BTreeMap<String, String>) -> Response {
-    let page = PanelAccountPage { layout: ctx.layout("Account", panel_nav("/panel/account")), partner, errors };
-    let status = if page.errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let page = PanelAccountPage {
+        layout: ctx.layout("Account", panel_nav("/panel/account")),
+        partner,
+        errors,
+    };
+    let status = if page.errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     (status, render(&page)).into_response()
 }
 
@@ -55,7 +74,13 @@ pub async fn account(ctx: Ctx) -> WebResult<Response> {
 }
 
 /// Runs a use case; on invalid input shows the account page with the errors.
-fn on_invalid(ctx: &Ctx, partner: &Partner, result: Result<(), AppError>, done: &str, rename: &[(&str, &str)]) -> WebResult<Response> {
+fn on_invalid(
+    ctx: &Ctx,
+    partner: &Partner,
+    result: Result<(), AppError>,
+    done: &str,
+    rename: &[(&str, &str)],
+) -> WebResult<Response> {
     match result {
         Ok(()) => Ok(redirect_with_flash(ctx, "/panel/account", done)),
         Err(AppError::Invalid(errors)) => {
@@ -83,9 +108,22 @@ pub struct ProfileBody {
     time_zone: String,
 }
 
-pub async fn update_profile(State(app): State<App>, ctx: Ctx, Form(body): Form<ProfileBody>) -> WebResult<Response> {
+pub async fn update_profile(
+    State(app): State<App>,
+    ctx: Ctx,
+    Form(body): Form<ProfileBody>,
+) -> WebResult<Response> {
     let partner = partner(&ctx)?;
-    let result = app.update_profile(partner, &body.name, &body.company, &body.website, &body.time_zone).await.map(|_| ());
+    let result = app
+        .update_profile(
+            partner,
+            &body.name,
+            &body.company,
+            &body.website,
+            &body.time_zone,
+        )
+        .await
+        .map(|_| ());
     on_invalid(&ctx, partner, result, "Your profile was saved.", &[])
 }
 
@@ -97,10 +135,20 @@ pub struct EmailBody {
     password: String,
 }
 
-pub async fn change_email(State(app): State<App>, ctx: Ctx, Form(body): Form<EmailBody>) -> WebResult<Response> {
+pub async fn change_email(
+    State(app): State<App>,
+    ctx: Ctx,
+    Form(body): Form<EmailBody>,
+) -> WebResult<Response> {
     let partner = partner(&ctx)?;
     let result = app.change_email(partner, &body.password, &body.email).await;
-    on_invalid(&ctx, partner, result, "Your sign-in email was changed.", &[])
+    on_invalid(
+        &ctx,
+        partner,
+        result,
+        "Your sign-in email was changed.",
+        &[],
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,11 +159,28 @@ pub struct PasswordBody {
     new_password: String,
 }
 
-pub async fn change_password(State(app): State<App>, ctx: Ctx, Form(body): Form<PasswordBody>) -> WebResult<Response> {
+pub async fn change_password(
+    State(app): State<App>,
+    ctx: Ctx,
+    Form(body): Form<PasswordBody>,
+) -> WebResult<Response> {
     let partner = partner(&ctx)?;
     let token = ctx.session_token.clone().unwrap_or_default();
-    let result = app.change_password(ctx.who()?, &body.current_password, &body.new_password, &token).await;
-    on_invalid(&ctx, partner, result, "Your password was changed; other devices were signed out.", &[])
+    let result = app
+        .change_password(
+            ctx.who()?,
+            &body.current_password,
+            &body.new_password,
+            &token,
+        )
+        .await;
+    on_invalid(
+        &ctx,
+        partner,
+        result,
+        "Your password was changed; other devices were signed out.",
+        &[],
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,17 +190,37 @@ pub struct DeleteBody {
 }
 
 /// R-ACC-3 (a): deletion on the partner's request.
-pub async fn delete_account(State(app): State<App>, ctx: Ctx, Form(body): Form<DeleteBody>) -> WebResult<Response> {
+pub async fn delete_account(
+    State(app): State<App>,
+    ctx: Ctx,
+    Form(body): Form<DeleteBody>,
+) -> WebResult<Response> {
     let partner = partner(&ctx)?;
     match app.delete_own_account(partner, &body.password).await {
         Ok(()) => {
             let mut response = Redirect::to("/").into_response();
             let headers = response.headers_mut();
-            headers.append(header::SET_COOKIE, cookie(session_cookie_name(ctx.https), "", 0, ctx.https));
-            headers.append(header::SET_COOKIE, flash_cookie("info", "Your account was deleted and your personal data erased.", ctx.https));
+            headers.append(
+                header::SET_COOKIE,
+                cookie(session_cookie_name(ctx.https), "", 0, ctx.https),
+            );
+            headers.append(
+                header::SET_COOKIE,
+                flash_cookie(
+                    "info",
+                    "Your account was deleted and your personal data erased.",
+                    ctx.https,
+                ),
+            );
             Ok(response)
         }
-        result => on_invalid(&ctx, partner, result, "", &[("password", "delete_password")]),
+        result => on_invalid(
+            &ctx,
+            partner,
+            result,
+            "",
+            &[("password", "delete_password")],
+        ),
     }
 }
 
@@ -143,14 +228,30 @@ pub async fn delete_account(State(app): State<App>, ctx: Ctx, Form(body): Form<D
 /// not accepted this version.
 pub async fn terms_form(State(app): State<App>, ctx: Ctx) -> WebResult<Response> {
     ctx.authorize(Action::UsePanel)?;
-    let must_accept = matches!(ctx.who()?, SignedIn::Partner { terms_outdated: true, .. });
+    let must_accept = matches!(
+        ctx.who()?,
+        SignedIn::Partner {
+            terms_outdated: true,
+            ..
+        }
+    );
     let terms = app.store.current_terms().await.map_err(AppError::from)?;
-    Ok(render(&TermsPage { layout: ctx.layout("Terms and Conditions", Vec::new()), terms, must_accept }))
+    Ok(render(&TermsPage {
+        layout: ctx.layout("Terms and Conditions", Vec::new()),
+        terms,
+        must_accept,
+    }))
 }
 
 pub async fn accept_terms(State(app): State<App>, ctx: Ctx) -> WebResult<Response> {
     ctx.authorize(Action::UsePanel)?;
-    let SignedIn::Partner { partner, .. } = ctx.who()? else { return Err(WebError::Forbidden) };
+    let SignedIn::Partner { partner, .. } = ctx.who()? else {
+        return Err(WebError::Forbidden);
+    };
     app.accept_current_terms(partner).await?;
-    Ok(redirect_with_flash(&ctx, "/panel", "Thank you for accepting the Terms."))
+    Ok(redirect_with_flash(
+        &ctx,
+        "/panel",
+        "Thank you for accepting the Terms.",
+    ))
 }

@@ -19,14 +19,21 @@ pub async fn home(ctx: Ctx) -> Response {
 
 pub async fn terms(State(app): State<App>, ctx: Ctx) -> WebResult<Response> {
     let terms = app.store.current_terms().await.map_err(AppError::from)?;
-    Ok(render(&TermsPage { layout: ctx.layout("Terms and Conditions", Vec::new()), terms, must_accept: false }))
+    Ok(render(&TermsPage {
+        layout: ctx.layout("Terms and Conditions", Vec::new()),
+        terms,
+        must_accept: false,
+    }))
 }
 
 /// The stylesheet is compiled into the binary: no files to deploy, and every
 /// node serves the same one.
 pub async fn stylesheet() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
         include_str!("../assets/app.css"),
     )
         .into_response()
@@ -48,19 +55,33 @@ pub async fn readyz(State(app): State<App>) -> Response {
 }
 
 /// Prometheus metrics: open from loopback, elsewhere behind the configured token.
-pub async fn metrics(State(app): State<App>, headers: HeaderMap, request: axum::extract::Request) -> Response {
+pub async fn metrics(
+    State(app): State<App>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Response {
     let ip = client_ip(&app, &headers, peer_ip(request.extensions()));
     if !ip.is_loopback() {
-        let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         let allowed = match (&app.config.metrics_token, sent) {
-            (Some(token), Some(sent)) => partnerd_app::crypto::constant_time_eq(token.expose(), sent),
+            (Some(token), Some(sent)) => {
+                partnerd_app::crypto::constant_time_eq(token.expose(), sent)
+            }
             _ => false,
         };
         if !allowed {
             return (StatusCode::UNAUTHORIZED, "metrics need a bearer token\n").into_response();
         }
     }
-    let partners = app.store.list_partners(&Default::default()).await.map(|p| p.total).unwrap_or(-1);
+    let partners = app
+        .store
+        .list_partners(&Default::default())
+        .await
+        .map(|p| p.total)
+        .unwrap_or(-1);
     let up = i32::from(app.store.ping().await.is_ok());
     let body = format!(
         "# HELP partnerd_up Whether the database answers.\n# TYPE partnerd_up gauge\npartnerd_up {up}\n\

@@ -61,7 +61,10 @@ fn nav(items: &[(&str, &str)], path: &str) -> Vec<NavItem> {
 }
 
 pub fn panel_nav(path: &str) -> Vec<NavItem> {
-    nav(&[("/panel", "Dashboard"), ("/panel/account", "Account")], path)
+    nav(
+        &[("/panel", "Dashboard"), ("/panel/account", "Account")],
+        path,
+    )
 }
 
 pub fn admin_nav(path: &str, admin: bool) -> Vec<NavItem> {
@@ -80,7 +83,9 @@ pub fn admin_nav(path: &str, admin: bool) -> Vec<NavItem> {
 
 /// Milliseconds since the epoch as `2026-11-27 10:20 UTC`.
 pub fn datetime<T: std::borrow::Borrow<i64>>(ms: T) -> String {
-    let Ok(at) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms.borrow()) * 1_000_000) else {
+    let Ok(at) =
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms.borrow()) * 1_000_000)
+    else {
         return "?".into();
     };
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
