@@ -106,7 +106,12 @@ fn list_or_csv<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
     }
     Ok(match Raw::deserialize(deserializer)? {
         Raw::List(list) => list,
-        Raw::Csv(csv) => csv.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        Raw::Csv(csv) => csv
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
     })
 }
 
@@ -116,26 +121,41 @@ impl Config {
     pub fn load(file: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Self> {
         let mut table = toml::Table::new();
         let named = file.map(Path::to_path_buf).or_else(|| {
-            env.iter().find(|(k, _)| k == "PARTNERD_CONFIG").map(|(_, v)| PathBuf::from(v))
+            env.iter()
+                .find(|(k, _)| k == "PARTNERD_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
         });
-        let path = named.clone().unwrap_or_else(|| PathBuf::from("partnerd.toml"));
+        let path = named
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("partnerd.toml"));
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                table = text.parse().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                table = text
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && named.is_none() => {}
             Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
         }
         for (key, value) in env {
-            let Some(rest) = key.strip_prefix("PARTNERD_") else { continue };
-            if rest == "CONFIG" || rest.starts_with("TEST_") || rest == "ADMIN_PASSWORD" || rest == "LOG" {
+            let Some(rest) = key.strip_prefix("PARTNERD_") else {
+                continue;
+            };
+            if rest == "CONFIG"
+                || rest.starts_with("TEST_")
+                || rest == "ADMIN_PASSWORD"
+                || rest == "LOG"
+            {
                 continue;
             }
             let (rest, value) = match rest.strip_suffix("_FILE") {
                 Some(secret_key) => {
                     let content = std::fs::read_to_string(value)
                         .map_err(|e| anyhow::anyhow!("{key}: cannot read {value}: {e}"))?;
-                    (secret_key, content.trim_end_matches(['\r', '\n']).to_owned())
+                    (
+                        secret_key,
+                        content.trim_end_matches(['\r', '\n']).to_owned(),
+                    )
                 }
                 None => (rest, value.clone()),
             };
@@ -152,10 +172,16 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         if let Some(url) = &self.public_url {
             let parsed = url::Url::parse(url).map_err(|e| anyhow::anyhow!("public_url: {e}"))?;
-            anyhow::ensure!(matches!(parsed.scheme(), "http" | "https"), "public_url: must be http or https");
+            anyhow::ensure!(
+                matches!(parsed.scheme(), "http" | "https"),
+                "public_url: must be http or https"
+            );
         }
         for proxy in &self.trusted_proxies {
-            anyhow::ensure!(parse_cidr(proxy).is_some(), "trusted_proxies: {proxy:?} is not an address or CIDR range");
+            anyhow::ensure!(
+                parse_cidr(proxy).is_some(),
+                "trusted_proxies: {proxy:?} is not an address or CIDR range"
+            );
         }
         if let Some(smtp) = &self.smtp {
             anyhow::ensure!(
@@ -175,7 +201,10 @@ impl Config {
     }
 
     pub fn public_url(&self) -> String {
-        let url = self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen));
+        let url = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen));
         url.trim_end_matches('/').to_owned()
     }
 
@@ -184,7 +213,10 @@ impl Config {
     }
 
     pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
-        self.trusted_proxies.iter().filter_map(|p| parse_cidr(p)).any(|(net, bits)| in_cidr(peer, net, bits))
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| parse_cidr(p))
+            .any(|(net, bits)| in_cidr(peer, net, bits))
     }
 }
 
@@ -208,15 +240,25 @@ fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
             // A string where the file had a number is still a string: keep ports as text
             // only if the field wants text. Strings for `listen` stay strings.
             let value = match (last.as_str(), value) {
-                ("listen" | "host" | "from" | "username" | "password" | "database_url" | "metrics_token" | "stripe_webhook_secret", toml::Value::Integer(n)) => {
-                    toml::Value::String(n.to_string())
-                }
+                (
+                    "listen"
+                    | "host"
+                    | "from"
+                    | "username"
+                    | "password"
+                    | "database_url"
+                    | "metrics_token"
+                    | "stripe_webhook_secret",
+                    toml::Value::Integer(n),
+                ) => toml::Value::String(n.to_string()),
                 (_, value) => value,
             };
             table.insert(last.clone(), value);
         }
         [first, rest @ ..] => {
-            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             if !entry.is_table() {
                 *entry = toml::Value::Table(toml::Table::new());
             }
@@ -243,14 +285,24 @@ pub fn parse_cidr(value: &str) -> Option<(IpAddr, u8)> {
 fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(ip), IpAddr::V4(net)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(ip) & mask == u32::from(net) & mask
         }
         (IpAddr::V6(ip), IpAddr::V6(net)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(ip) & mask == u128::from(net) & mask
         }
-        (IpAddr::V6(ip), IpAddr::V4(_)) => ip.to_ipv4_mapped().is_some_and(|v4| in_cidr(IpAddr::V4(v4), net, bits)),
+        (IpAddr::V6(ip), IpAddr::V4(_)) => ip
+            .to_ipv4_mapped()
+            .is_some_and(|v4| in_cidr(IpAddr::V4(v4), net, bits)),
         _ => false,
     }
 }
@@ -260,7 +312,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -284,7 +339,10 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:7000");
         let smtp = config.smtp.clone().unwrap();
         assert_eq!((smtp.host.as_str(), smtp.port), ("mail", 2525));
-        assert_eq!(smtp.password.as_ref().unwrap().expose(), "hunter2-very-secret");
+        assert_eq!(
+            smtp.password.as_ref().unwrap().expose(),
+            "hunter2-very-secret"
+        );
         assert!(!format!("{config:?}").contains("hunter2"));
         assert!(config.is_https());
         assert!(config.is_trusted_proxy("10.1.2.3".parse().unwrap()));

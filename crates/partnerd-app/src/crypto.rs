@@ -5,8 +5,8 @@
 //! SHA-256 (they are already unguessable, so a slow hash adds nothing). IP
 //! addresses: never stored; a keyed hash whose key changes every UTC day.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use hmac::{Hmac, Mac};
 use partnerd_store::Store;
 use sha2::{Digest, Sha256};
@@ -26,8 +26,12 @@ pub fn hash_password(password: &str) -> AppResult<String> {
 /// timing does not tell which emails have accounts.
 pub fn verify_password(hash: Option<&str>, password: &str) -> bool {
     let hash = hash.unwrap_or(DUMMY_HASH);
-    let Ok(parsed) = PasswordHash::new(hash) else { return false };
-    let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let ok = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
     ok && hash != DUMMY_HASH
 }
 
@@ -64,7 +68,10 @@ impl Keys {
     pub async fn load(store: &dyn Store) -> AppResult<Self> {
         let network_key = store.secret("network_hash_key", &random_token()).await?;
         let signing_key = store.secret("token_signing_key", &random_token()).await?;
-        Ok(Self { network_key: network_key.into_bytes(), signing_key: signing_key.into_bytes() })
+        Ok(Self {
+            network_key: network_key.into_bytes(),
+            signing_key: signing_key.into_bytes(),
+        })
     }
 
     /// A keyed hash of an IP address for one UTC day. Networks can be compared

@@ -29,7 +29,9 @@ impl From<StoreError> for AppError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => Self::NotFound,
-            StoreError::Conflict { field } => Self::Invalid(FieldErrors::single(field, "is already taken")),
+            StoreError::Conflict { field } => {
+                Self::Invalid(FieldErrors::single(field, "is already taken"))
+            }
             StoreError::Invalid(reason) => Self::Conflict(reason.to_owned()),
             other => Self::Store(other),
         }

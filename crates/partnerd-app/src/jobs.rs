@@ -21,7 +21,9 @@ pub fn backoff_seconds(attempts: i64) -> i64 {
 
 /// Registers the periodic jobs. Each runs once per period across all nodes.
 pub async fn register_schedules(app: &App) -> anyhow::Result<()> {
-    app.store.ensure_schedule("housekeeping", "housekeeping", 3600, app.now()).await?;
+    app.store
+        .ensure_schedule("housekeeping", "housekeeping", 3600, app.now())
+        .await?;
     Ok(())
 }
 
@@ -30,7 +32,10 @@ pub async fn run_due(app: &App, worker: &str) -> anyhow::Result<usize> {
     app.store.run_due_schedules(app.now()).await?;
     let mut ran = 0;
     loop {
-        let jobs = app.store.claim_jobs(worker, app.now(), LEASE_SECONDS, 10).await?;
+        let jobs = app
+            .store
+            .claim_jobs(worker, app.now(), LEASE_SECONDS, 10)
+            .await?;
         if jobs.is_empty() {
             return Ok(ran);
         }
@@ -45,7 +50,11 @@ pub async fn run_due(app: &App, worker: &str) -> anyhow::Result<usize> {
                     }
                 }
             };
-            if let Err(err) = app.store.finish_job(job.id, worker, outcome, app.now()).await {
+            if let Err(err) = app
+                .store
+                .finish_job(job.id, worker, outcome, app.now())
+                .await
+            {
                 tracing::warn!(job.id = job.id, %err, "could not record a job's outcome");
             }
             ran += 1;
@@ -54,7 +63,12 @@ pub async fn run_due(app: &App, worker: &str) -> anyhow::Result<usize> {
 }
 
 /// Polls for jobs every `every` until `shutdown` fires.
-pub async fn run_worker(app: App, worker: String, every: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run_worker(
+    app: App,
+    worker: String,
+    every: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         if let Err(err) = run_due(&app, &worker).await {
             tracing::error!(%err, "job runner");
@@ -67,15 +81,25 @@ pub async fn run_worker(app: App, worker: String, every: Duration, mut shutdown:
 }
 
 async fn run_job(app: &App, job: &Job) -> Result<(), String> {
-    let payload: serde_json::Value = serde_json::from_str(&job.payload).map_err(|e| e.to_string())?;
+    let payload: serde_json::Value =
+        serde_json::from_str(&job.payload).map_err(|e| e.to_string())?;
     match job.kind.as_str() {
         "send_email" => {
-            let id = payload["outbox_id"].as_i64().ok_or("payload has no outbox_id")?;
+            let id = payload["outbox_id"]
+                .as_i64()
+                .ok_or("payload has no outbox_id")?;
             send_email(app, id, job.attempts >= job.max_attempts).await
         }
         "housekeeping" => {
-            let purged = app.store.purge_expired(app.now()).await.map_err(|e| e.to_string())?;
-            tracing::info!(rows = purged, "housekeeping purged expired sessions, reset links and throttle windows");
+            let purged = app
+                .store
+                .purge_expired(app.now())
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                rows = purged,
+                "housekeeping purged expired sessions, reset links and throttle windows"
+            );
             Ok(())
         }
         other => Err(format!("unknown job kind {other:?}")),
@@ -83,19 +107,35 @@ async fn run_job(app: &App, job: &Job) -> Result<(), String> {
 }
 
 async fn send_email(app: &App, outbox_id: i64, last_attempt: bool) -> Result<(), String> {
-    let email = app.store.get_outbox(outbox_id).await.map_err(|e| e.to_string())?;
-    if email.status == "sent" {
-        return Ok(()); // a retry after a crash between sending and recording
+    let email = app
+        .store
+        .get_outbox(outbox_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if email.status != "pending" {
+        // Sent already (a retry after a crash between sending and recording), or
+        // withdrawn because the partner it was about was removed.
+        return Ok(());
     }
     let Some(mailer) = &app.mailer else {
         return Err("no SMTP server is configured".into());
     };
     let now: Timestamp = app.now();
     match mailer.send(&email).await {
-        Ok(()) => app.store.mark_email(outbox_id, EmailOutcome::Sent, now).await.map_err(|e| e.to_string()),
+        Ok(()) => app
+            .store
+            .mark_email(outbox_id, EmailOutcome::Sent, now)
+            .await
+            .map_err(|e| e.to_string()),
         Err(error) => {
-            let outcome = EmailOutcome::Failed { error: error.clone(), final_failure: last_attempt };
-            app.store.mark_email(outbox_id, outcome, now).await.map_err(|e| e.to_string())?;
+            let outcome = EmailOutcome::Failed {
+                error: error.clone(),
+                final_failure: last_attempt,
+            };
+            app.store
+                .mark_email(outbox_id, outcome, now)
+                .await
+                .map_err(|e| e.to_string())?;
             Err(error)
         }
     }

@@ -34,13 +34,23 @@ pub struct App {
 
 impl App {
     /// Builds the application over an open, migrated store.
-    pub async fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Config) -> AppResult<Self> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: Config,
+    ) -> AppResult<Self> {
         let keys = crypto::Keys::load(store.as_ref()).await?;
         let mailer = match &config.smtp {
             Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),
             None => None,
         };
-        Ok(Self { store, clock, config: Arc::new(config), mailer, keys: Arc::new(keys) })
+        Ok(Self {
+            store,
+            clock,
+            config: Arc::new(config),
+            mailer,
+            keys: Arc::new(keys),
+        })
     }
 
     pub fn now(&self) -> partnerd_domain::Timestamp {

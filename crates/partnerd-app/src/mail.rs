@@ -24,25 +24,40 @@ impl Mailer {
         let builder = match config.security.as_str() {
             "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host),
             "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host),
-            _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)),
+            _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                &config.host,
+            )),
         }
         .map_err(|e| AppError::Internal(format!("smtp: {e}")))?;
-        let mut builder = builder.port(config.port).timeout(Some(std::time::Duration::from_secs(20)));
+        let mut builder = builder
+            .port(config.port)
+            .timeout(Some(std::time::Duration::from_secs(20)));
         if let (Some(user), Some(password)) = (&config.username, &config.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+            builder =
+                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
         }
-        Ok(Self { transport: builder.build(), from })
+        Ok(Self {
+            transport: builder.build(),
+            from,
+        })
     }
 
     pub async fn send(&self, email: &OutboxEmail) -> Result<(), String> {
-        let to: Mailbox = email.to_address.parse().map_err(|e| format!("recipient: {e}"))?;
+        let to: Mailbox = email
+            .to_address
+            .parse()
+            .map_err(|e| format!("recipient: {e}"))?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(&email.subject)
             .body(email.body.clone())
             .map_err(|e| format!("building the message: {e}"))?;
-        self.transport.send(message).await.map(|_| ()).map_err(|e| e.to_string())
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -56,6 +71,7 @@ impl App {
             body: body.into(),
             send: self.mailer.is_some(),
             created_at: self.now(),
+            partner_id: None,
         }
     }
 }

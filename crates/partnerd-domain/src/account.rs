@@ -89,10 +89,16 @@ pub fn parse_website(raw: &str) -> Result<Option<String>, String> {
     if raw.chars().count() > MAX_WEBSITE_CHARS {
         return Err(format!("must be at most {MAX_WEBSITE_CHARS} characters"));
     }
-    let candidate = if raw.contains("://") { raw.to_owned() } else { format!("https://{raw}") };
+    let candidate = if raw.contains("://") {
+        raw.to_owned()
+    } else {
+        format!("https://{raw}")
+    };
     let url = url::Url::parse(&candidate)
         .map_err(|_| "must be a web address such as https://example.com".to_owned())?;
-    let host_ok = url.host_str().is_some_and(|h| h.contains('.') && !h.starts_with('.'));
+    let host_ok = url
+        .host_str()
+        .is_some_and(|h| h.contains('.') && !h.starts_with('.'));
     if !matches!(url.scheme(), "http" | "https") || !host_ok {
         return Err("must be a web address such as https://example.com".into());
     }
@@ -105,9 +111,17 @@ mod tests {
 
     #[test]
     fn websites_are_normalised_or_refused() {
-        assert_eq!(parse_website("example.com").unwrap().unwrap(), "https://example.com/");
+        assert_eq!(
+            parse_website("example.com").unwrap().unwrap(),
+            "https://example.com/"
+        );
         assert_eq!(parse_website("").unwrap(), None);
-        for bad in ["javascript:alert(1)", "ftp://example.com", "http://localhost", "not a url"] {
+        for bad in [
+            "javascript:alert(1)",
+            "ftp://example.com",
+            "http://localhost",
+            "not a url",
+        ] {
             assert!(parse_website(bad).is_err(), "{bad}");
         }
     }

@@ -27,13 +27,23 @@ mod tests {
     use super::*;
 
     fn load(staff_id: i64, name: &str, assigned_partners: i64) -> ManagerLoad {
-        ManagerLoad { staff_id, name: name.into(), assigned_partners }
+        ManagerLoad {
+            staff_id,
+            name: name.into(),
+            assigned_partners,
+        }
     }
 
     #[test]
     fn fewest_partners_wins_and_ties_go_by_name() {
         assert_eq!(pick_manager(&[]), None);
-        assert_eq!(pick_manager(&[load(1, "Zoe", 3), load(2, "Adam", 4)]), Some(1));
-        assert_eq!(pick_manager(&[load(1, "Zoe", 3), load(2, "adam", 3)]), Some(2));
+        assert_eq!(
+            pick_manager(&[load(1, "Zoe", 3), load(2, "Adam", 4)]),
+            Some(1)
+        );
+        assert_eq!(
+            pick_manager(&[load(1, "Zoe", 3), load(2, "adam", 3)]),
+            Some(2)
+        );
     }
 }

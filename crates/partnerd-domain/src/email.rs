@@ -43,7 +43,9 @@ impl Email {
                     && label.len() <= 63
                     && !label.starts_with('-')
                     && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
             });
         if !local_ok || !domain_ok || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(EmailError::Invalid);
@@ -73,19 +75,34 @@ mod tests {
 
     #[test]
     fn valid_addresses_are_lower_cased() {
-        assert_eq!(Email::parse(" Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
+        assert_eq!(
+            Email::parse(" Ann@Example.COM ").unwrap().as_str(),
+            "ann@example.com"
+        );
         assert!(Email::parse("first.last+tag@sub.example.co.uk").is_ok());
     }
 
     #[test]
     fn malformed_addresses_are_refused() {
         for bad in [
-            "", "ann", "ann@", "@example.com", "ann@example", "ann@@example.com", "a b@example.com",
-            "ann@exa mple.com", ".ann@example.com", "ann..b@example.com", "ann@-example.com",
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "ann@@example.com",
+            "a b@example.com",
+            "ann@exa mple.com",
+            ".ann@example.com",
+            "ann..b@example.com",
+            "ann@-example.com",
             "ann@example..com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
         }
-        assert_eq!(Email::parse(&format!("{}@example.com", "a".repeat(250))), Err(EmailError::TooLong));
+        assert_eq!(
+            Email::parse(&format!("{}@example.com", "a".repeat(250))),
+            Err(EmailError::TooLong)
+        );
     }
 }

@@ -15,7 +15,9 @@ impl FieldErrors {
     /// Records the first reason given for a field; later ones are dropped so
     /// the user sees one clear message per input.
     pub fn add(&mut self, field: &str, reason: impl Into<String>) {
-        self.0.entry(field.to_owned()).or_insert_with(|| reason.into());
+        self.0
+            .entry(field.to_owned())
+            .or_insert_with(|| reason.into());
     }
 
     /// Stores the error of `result` under `field` and returns its value, if any.
@@ -76,7 +78,11 @@ impl std::error::Error for FieldErrors {}
 pub fn clean_text(value: &str, max: usize, required: bool) -> Result<String, String> {
     let value = value.trim();
     if value.is_empty() {
-        return if required { Err("is required".into()) } else { Ok(String::new()) };
+        return if required {
+            Err("is required".into())
+        } else {
+            Ok(String::new())
+        };
     }
     if value.chars().count() > max {
         return Err(format!("must be at most {max} characters"));

@@ -45,7 +45,9 @@ impl std::fmt::Display for PublicPartnerId {
 /// 32 bytes from the OS generator, URL-safe.
 pub fn random_token(rng: &mut impl Rng) -> String {
     const URL_SAFE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    (0..43).map(|_| URL_SAFE[rng.gen_range(0..64)] as char).collect()
+    (0..43)
+        .map(|_| URL_SAFE[rng.gen_range(0..64)] as char)
+        .collect()
 }
 
 #[cfg(test)]

@@ -55,7 +55,10 @@ impl PasswordPolicy {
         }
         let lower = candidate.to_lowercase();
         if COMMON.contains(lower.as_str()) || is_trivial(&lower) {
-            return Err("is too common: pick something harder to guess, such as a few unrelated words".into());
+            return Err(
+                "is too common: pick something harder to guess, such as a few unrelated words"
+                    .into(),
+            );
         }
         for word in context {
             let word = word.trim().to_lowercase();
@@ -96,8 +99,19 @@ mod tests {
     #[test]
     fn short_common_and_trivial_passwords_are_refused() {
         assert!(POLICY.check("", &[]).is_err());
-        assert!(POLICY.check("Sh0rt!", &[]).unwrap_err().contains("at least 10"));
-        for common in ["1234567890", "password123", "Qwertyuiop", "aaaaaaaaaaaa", "abcdefghijk"] {
+        assert!(
+            POLICY
+                .check("Sh0rt!", &[])
+                .unwrap_err()
+                .contains("at least 10")
+        );
+        for common in [
+            "1234567890",
+            "password123",
+            "Qwertyuiop",
+            "aaaaaaaaaaaa",
+            "abcdefghijk",
+        ] {
             assert!(POLICY.check(common, &[]).is_err(), "{common} accepted");
         }
         assert!(POLICY.check(&"x".repeat(300), &[]).is_err());
@@ -105,7 +119,9 @@ mod tests {
 
     #[test]
     fn the_account_email_is_refused_as_password() {
-        let err = POLICY.check("ann.smith.home", &["ann.smith.home@example.com"]).unwrap_err();
+        let err = POLICY
+            .check("ann.smith.home", &["ann.smith.home@example.com"])
+            .unwrap_err();
         assert!(err.contains("email"));
     }
 

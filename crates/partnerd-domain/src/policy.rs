@@ -24,9 +24,15 @@ pub enum Action {
     /// Any page of the admin console that lists or shows program-wide data.
     UseConsole,
     /// See one partner's details, reports and notes.
-    ViewPartner { partner_id: i64, manager_id: Option<i64> },
+    ViewPartner {
+        partner_id: i64,
+        manager_id: Option<i64>,
+    },
     /// Act on one partner as their manager (notes, reviews).
-    ActOnPartner { partner_id: i64, manager_id: Option<i64> },
+    ActOnPartner {
+        partner_id: i64,
+        manager_id: Option<i64>,
+    },
     /// Remove a partner for a violation of the Terms (R-ACC-3), reassign managers.
     AdministerPartners,
     /// Create staff, edit settings and terms, read the audit log and outbox.
@@ -52,12 +58,32 @@ pub fn authorize(actor: Actor, action: Action) -> Result<(), Denied> {
     match (actor, action) {
         (Actor::Partner { .. }, UsePanel) => Ok(()),
         (Actor::Staff { .. }, UseConsole) => Ok(()),
-        (Actor::Staff { role: StaffRole::Admin, .. }, _) if action != UsePanel && action != UseApi => Ok(()),
-        (Actor::Staff { staff_id, role: StaffRole::Manager }, ViewPartner { manager_id, .. } | ActOnPartner { manager_id, .. }) => {
-            if manager_id == Some(staff_id) { Ok(()) } else { Err(Denied::Hidden) }
+        (
+            Actor::Staff {
+                role: StaffRole::Admin,
+                ..
+            },
+            _,
+        ) if action != UsePanel && action != UseApi => Ok(()),
+        (
+            Actor::Staff {
+                staff_id,
+                role: StaffRole::Manager,
+            },
+            ViewPartner { manager_id, .. } | ActOnPartner { manager_id, .. },
+        ) => {
+            if manager_id == Some(staff_id) {
+                Ok(())
+            } else {
+                Err(Denied::Hidden)
+            }
         }
         (Actor::Partner { partner_id: me }, ViewPartner { partner_id, .. }) => {
-            if me == partner_id { Ok(()) } else { Err(Denied::Hidden) }
+            if me == partner_id {
+                Ok(())
+            } else {
+                Err(Denied::Hidden)
+            }
         }
         (Actor::ApiKey { .. }, UseApi) => Ok(()),
         (Actor::Anonymous, _) => Err(Denied::Unauthenticated),
@@ -71,34 +97,67 @@ pub fn authorize(actor: Actor, action: Action) -> Result<(), Denied> {
 mod tests {
     use super::*;
 
-    const ADMIN: Actor = Actor::Staff { staff_id: 1, role: StaffRole::Admin };
-    const MANAGER: Actor = Actor::Staff { staff_id: 2, role: StaffRole::Manager };
+    const ADMIN: Actor = Actor::Staff {
+        staff_id: 1,
+        role: StaffRole::Admin,
+    };
+    const MANAGER: Actor = Actor::Staff {
+        staff_id: 2,
+        role: StaffRole::Manager,
+    };
     const PARTNER: Actor = Actor::Partner { partner_id: 10 };
 
     #[test]
     fn managers_see_their_own_partners_only() {
-        let own = Action::ViewPartner { partner_id: 10, manager_id: Some(2) };
-        let other = Action::ViewPartner { partner_id: 11, manager_id: Some(3) };
+        let own = Action::ViewPartner {
+            partner_id: 10,
+            manager_id: Some(2),
+        };
+        let other = Action::ViewPartner {
+            partner_id: 11,
+            manager_id: Some(3),
+        };
         assert_eq!(authorize(MANAGER, own), Ok(()));
         assert_eq!(authorize(MANAGER, other), Err(Denied::Hidden));
         assert_eq!(authorize(ADMIN, other), Ok(()));
-        assert_eq!(authorize(MANAGER, Action::AdministerProgram), Err(Denied::Forbidden));
+        assert_eq!(
+            authorize(MANAGER, Action::AdministerProgram),
+            Err(Denied::Forbidden)
+        );
     }
 
     #[test]
     fn partners_see_only_themselves_and_never_the_console() {
         assert_eq!(authorize(PARTNER, Action::UsePanel), Ok(()));
-        assert_eq!(authorize(PARTNER, Action::UseConsole), Err(Denied::Forbidden));
-        let other = Action::ViewPartner { partner_id: 11, manager_id: None };
+        assert_eq!(
+            authorize(PARTNER, Action::UseConsole),
+            Err(Denied::Forbidden)
+        );
+        let other = Action::ViewPartner {
+            partner_id: 11,
+            manager_id: None,
+        };
         assert_eq!(authorize(PARTNER, other), Err(Denied::Hidden));
-        assert_eq!(authorize(Actor::Anonymous, Action::UsePanel), Err(Denied::Unauthenticated));
+        assert_eq!(
+            authorize(Actor::Anonymous, Action::UsePanel),
+            Err(Denied::Unauthenticated)
+        );
         assert_eq!(authorize(ADMIN, Action::UsePanel), Err(Denied::Forbidden));
     }
 
     #[test]
     fn only_api_keys_use_the_api() {
-        assert_eq!(authorize(Actor::ApiKey { key_id: 1 }, Action::UseApi), Ok(()));
-        assert_eq!(authorize(ADMIN, Action::UseApi), Err(Denied::Unauthenticated));
-        assert_eq!(authorize(Actor::ApiKey { key_id: 1 }, Action::UseConsole), Err(Denied::Unauthenticated));
+        assert_eq!(
+            authorize(Actor::ApiKey { key_id: 1 }, Action::UseApi),
+            Ok(())
+        );
+        assert_eq!(
+            authorize(ADMIN, Action::UseApi),
+            Err(Denied::Unauthenticated)
+        );
+        assert_eq!(
+            authorize(Actor::ApiKey { key_id: 1 }, Action::UseConsole),
+            Err(Denied::Unauthenticated)
+        );
     }
 }

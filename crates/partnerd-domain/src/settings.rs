@@ -115,35 +115,159 @@ use SettingKind::*;
 
 /// Every editable setting, in the order the console shows them.
 pub const FIELDS: &[SettingField] = &[
-    SettingField { key: "program_name", label: "Program name", help: "Shown on every page and email.", kind: Text },
-    SettingField { key: "logo_url", label: "Logo URL", help: "HTTPS address of a square logo; empty shows a monogram.", kind: OptionalUrl },
-    SettingField { key: "brand_color", label: "Brand colour", help: "Hex colour such as #4f46e5.", kind: Color },
-    SettingField { key: "accent_color", label: "Accent colour", help: "Hex colour such as #0ea5e9.", kind: Color },
-    SettingField { key: "main_page_url", label: "Main page URL", help: "Where the default affiliate link lands (R-AFF-1).", kind: Url },
-    SettingField { key: "allowed_landing_domains", label: "Allowed landing domains", help: "Comma-separated hosts campaign links may land on; subdomains included (R-AFF-2).", kind: DomainList },
-    SettingField { key: "referral_param", label: "Referral parameter", help: "Query parameter that carries the referral token.", kind: Identifier },
-    SettingField { key: "cookie_days", label: "Cookie days", help: "R-AFF-3: how long a click counts.", kind: Integer { min: 1, max: 3650 } },
-    SettingField { key: "trial_options", label: "Trial options (days)", help: "R-AFF-2: comma-separated.", kind: IntegerList { min: 1, max: 365 } },
-    SettingField { key: "discount_options", label: "Discount options (%)", help: "R-AFF-2: comma-separated.", kind: IntegerList { min: 0, max: 100 } },
-    SettingField { key: "commission_rate", label: "Commission rate (%)", help: "R-COM-1: applies to customers credited from now on.", kind: Integer { min: 0, max: 100 } },
-    SettingField { key: "hold_days", label: "Hold days", help: "R-COM-4: days before commission can be withdrawn.", kind: Integer { min: 0, max: 365 } },
-    SettingField { key: "min_withdrawal", label: "Minimum withdrawal", help: "R-PAY-1: per currency in minor units, e.g. USD=5000, EUR=5000.", kind: CurrencyAmounts },
-    SettingField { key: "active_min_new", label: "Active: new customers", help: "R-ACC-4: new paying customers needed in the window.", kind: Integer { min: 0, max: 10_000 } },
-    SettingField { key: "active_window_months", label: "Active: window (months)", help: "R-ACC-4.", kind: Integer { min: 1, max: 36 } },
-    SettingField { key: "reseller_discount", label: "Reseller discount (%)", help: "R-SOL-3.", kind: Integer { min: 0, max: 100 } },
-    SettingField { key: "free_seats", label: "Free licence seats", help: "R-FREE-1.", kind: Integer { min: 0, max: 1000 } },
-    SettingField { key: "free_plan", label: "Free licence plan", help: "R-FREE-1.", kind: Text },
-    SettingField { key: "free_trial_days", label: "Free licence trial (days)", help: "R-FREE-1.", kind: Integer { min: 1, max: 365 } },
-    SettingField { key: "expert_badge_days", label: "Expert badge deadline (days)", help: "R-EXP-3.", kind: Integer { min: 1, max: 365 } },
-    SettingField { key: "expert_blog_days", label: "Expert blog post deadline (days)", help: "R-EXP-3.", kind: Integer { min: 1, max: 365 } },
-    SettingField { key: "expert_yearly_min_new", label: "Expert yearly minimum", help: "R-EXP-4: new subscriptions per year to stay listed.", kind: Integer { min: 0, max: 10_000 } },
-    SettingField { key: "password_min_length", label: "Minimum password length", help: "NIST SP 800-63B: at least 8.", kind: Integer { min: 8, max: 128 } },
+    SettingField {
+        key: "program_name",
+        label: "Program name",
+        help: "Shown on every page and email.",
+        kind: Text,
+    },
+    SettingField {
+        key: "logo_url",
+        label: "Logo URL",
+        help: "HTTPS address of a square logo; empty shows a monogram.",
+        kind: OptionalUrl,
+    },
+    SettingField {
+        key: "brand_color",
+        label: "Brand colour",
+        help: "Hex colour such as #4f46e5.",
+        kind: Color,
+    },
+    SettingField {
+        key: "accent_color",
+        label: "Accent colour",
+        help: "Hex colour such as #0ea5e9.",
+        kind: Color,
+    },
+    SettingField {
+        key: "main_page_url",
+        label: "Main page URL",
+        help: "Where the default affiliate link lands (R-AFF-1).",
+        kind: Url,
+    },
+    SettingField {
+        key: "allowed_landing_domains",
+        label: "Allowed landing domains",
+        help: "Comma-separated hosts campaign links may land on; subdomains included (R-AFF-2).",
+        kind: DomainList,
+    },
+    SettingField {
+        key: "referral_param",
+        label: "Referral parameter",
+        help: "Query parameter that carries the referral token.",
+        kind: Identifier,
+    },
+    SettingField {
+        key: "cookie_days",
+        label: "Cookie days",
+        help: "R-AFF-3: how long a click counts.",
+        kind: Integer { min: 1, max: 3650 },
+    },
+    SettingField {
+        key: "trial_options",
+        label: "Trial options (days)",
+        help: "R-AFF-2: comma-separated.",
+        kind: IntegerList { min: 1, max: 365 },
+    },
+    SettingField {
+        key: "discount_options",
+        label: "Discount options (%)",
+        help: "R-AFF-2: comma-separated.",
+        kind: IntegerList { min: 0, max: 100 },
+    },
+    SettingField {
+        key: "commission_rate",
+        label: "Commission rate (%)",
+        help: "R-COM-1: applies to customers credited from now on.",
+        kind: Integer { min: 0, max: 100 },
+    },
+    SettingField {
+        key: "hold_days",
+        label: "Hold days",
+        help: "R-COM-4: days before commission can be withdrawn.",
+        kind: Integer { min: 0, max: 365 },
+    },
+    SettingField {
+        key: "min_withdrawal",
+        label: "Minimum withdrawal",
+        help: "R-PAY-1: per currency in minor units, e.g. USD=5000, EUR=5000.",
+        kind: CurrencyAmounts,
+    },
+    SettingField {
+        key: "active_min_new",
+        label: "Active: new customers",
+        help: "R-ACC-4: new paying customers needed in the window.",
+        kind: Integer {
+            min: 0,
+            max: 10_000,
+        },
+    },
+    SettingField {
+        key: "active_window_months",
+        label: "Active: window (months)",
+        help: "R-ACC-4.",
+        kind: Integer { min: 1, max: 36 },
+    },
+    SettingField {
+        key: "reseller_discount",
+        label: "Reseller discount (%)",
+        help: "R-SOL-3.",
+        kind: Integer { min: 0, max: 100 },
+    },
+    SettingField {
+        key: "free_seats",
+        label: "Free licence seats",
+        help: "R-FREE-1.",
+        kind: Integer { min: 0, max: 1000 },
+    },
+    SettingField {
+        key: "free_plan",
+        label: "Free licence plan",
+        help: "R-FREE-1.",
+        kind: Text,
+    },
+    SettingField {
+        key: "free_trial_days",
+        label: "Free licence trial (days)",
+        help: "R-FREE-1.",
+        kind: Integer { min: 1, max: 365 },
+    },
+    SettingField {
+        key: "expert_badge_days",
+        label: "Expert badge deadline (days)",
+        help: "R-EXP-3.",
+        kind: Integer { min: 1, max: 365 },
+    },
+    SettingField {
+        key: "expert_blog_days",
+        label: "Expert blog post deadline (days)",
+        help: "R-EXP-3.",
+        kind: Integer { min: 1, max: 365 },
+    },
+    SettingField {
+        key: "expert_yearly_min_new",
+        label: "Expert yearly minimum",
+        help: "R-EXP-4: new subscriptions per year to stay listed.",
+        kind: Integer {
+            min: 0,
+            max: 10_000,
+        },
+    },
+    SettingField {
+        key: "password_min_length",
+        label: "Minimum password length",
+        help: "NIST SP 800-63B: at least 8.",
+        kind: Integer { min: 8, max: 128 },
+    },
 ];
 
 impl ProgramSettings {
     /// The settings as key → text, the way the console form shows them.
     pub fn to_form(&self) -> BTreeMap<String, String> {
-        FIELDS.iter().map(|field| (field.key.to_owned(), self.form_value(field.key))).collect()
+        FIELDS
+            .iter()
+            .map(|field| (field.key.to_owned(), self.form_value(field.key)))
+            .collect()
     }
 
     /// Applies a submitted form. Keys absent from `form` keep their value; any
@@ -152,7 +276,9 @@ impl ProgramSettings {
         let mut errors = FieldErrors::new();
         let mut next = self.clone();
         for field in FIELDS {
-            let Some(raw) = form.get(field.key) else { continue };
+            let Some(raw) = form.get(field.key) else {
+                continue;
+            };
             if let Err(reason) = next.set(field, raw) {
                 errors.add(field.key, reason);
             }
@@ -168,7 +294,9 @@ impl ProgramSettings {
             "logo_url" => {
                 self.logo_url = match raw {
                     "" => None,
-                    _ if !raw.starts_with("https://") => return Err("must be an https:// URL".into()),
+                    _ if !raw.starts_with("https://") => {
+                        return Err("must be an https:// URL".into());
+                    }
                     _ => Some(parse_url(raw)?),
                 }
             }
@@ -183,7 +311,9 @@ impl ProgramSettings {
             "free_plan" => self.free_plan = clean_text(raw, 40, true)?,
             key => {
                 let value = parse_int(raw, field.kind)?;
-                *self.integer_mut(key).ok_or_else(|| format!("unknown setting {key}"))? = value;
+                *self
+                    .integer_mut(key)
+                    .ok_or_else(|| format!("unknown setting {key}"))? = value;
             }
         }
         Ok(())
@@ -210,7 +340,11 @@ impl ProgramSettings {
     /// The keys whose values differ, for the audit log's before/after.
     pub fn changed_keys(&self, other: &Self) -> Vec<&'static str> {
         let (a, b) = (self.to_form(), other.to_form());
-        FIELDS.iter().map(|f| f.key).filter(|key| a.get(*key) != b.get(*key)).collect()
+        FIELDS
+            .iter()
+            .map(|f| f.key)
+            .filter(|key| a.get(*key) != b.get(*key))
+            .collect()
     }
 
     /// CSS custom properties for the brand colours; the values were validated
@@ -223,14 +357,21 @@ impl ProgramSettings {
     }
 
     pub fn password_policy(&self) -> crate::PasswordPolicy {
-        crate::PasswordPolicy { min_length: self.password_min_length.max(8) as usize }
+        crate::PasswordPolicy {
+            min_length: self.password_min_length.max(8) as usize,
+        }
     }
 }
 
 impl ProgramSettings {
     /// One setting as the text the console form shows.
     fn form_value(&self, key: &str) -> String {
-        let join = |list: &[i64]| list.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        let join = |list: &[i64]| {
+            list.iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match key {
             "program_name" => self.program_name.clone(),
             "logo_url" => self.logo_url.clone().unwrap_or_default(),
@@ -248,14 +389,22 @@ impl ProgramSettings {
                 .collect::<Vec<_>>()
                 .join(", "),
             "free_plan" => self.free_plan.clone(),
-            key => self.clone().integer_mut(key).map(|v| v.to_string()).unwrap_or_default(),
+            key => self
+                .clone()
+                .integer_mut(key)
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
         }
     }
 }
 
 fn parse_int(raw: &str, kind: SettingKind) -> Result<i64, String> {
-    let Integer { min, max } = kind else { return Err("is not a number setting".into()) };
-    let value: i64 = raw.parse().map_err(|_| "must be a whole number".to_owned())?;
+    let Integer { min, max } = kind else {
+        return Err("is not a number setting".into());
+    };
+    let value: i64 = raw
+        .parse()
+        .map_err(|_| "must be a whole number".to_owned())?;
     if value < min || value > max {
         return Err(format!("must be between {min} and {max}"));
     }
@@ -263,10 +412,14 @@ fn parse_int(raw: &str, kind: SettingKind) -> Result<i64, String> {
 }
 
 fn parse_int_list(raw: &str, kind: SettingKind) -> Result<Vec<i64>, String> {
-    let IntegerList { min, max } = kind else { return Err("is not a list setting".into()) };
+    let IntegerList { min, max } = kind else {
+        return Err("is not a list setting".into());
+    };
     let mut values = Vec::new();
     for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let value: i64 = part.parse().map_err(|_| format!("{part:?} is not a whole number"))?;
+        let value: i64 = part
+            .parse()
+            .map_err(|_| format!("{part:?} is not a whole number"))?;
         if value < min || value > max {
             return Err(format!("each value must be between {min} and {max}"));
         }
@@ -282,7 +435,8 @@ fn parse_int_list(raw: &str, kind: SettingKind) -> Result<Vec<i64>, String> {
 }
 
 fn parse_url(raw: &str) -> Result<String, String> {
-    let url = url::Url::parse(raw).map_err(|_| "must be a full URL such as https://www.example.com/".to_owned())?;
+    let url = url::Url::parse(raw)
+        .map_err(|_| "must be a full URL such as https://www.example.com/".to_owned())?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err("must be an http or https URL".into());
     }
@@ -328,7 +482,9 @@ fn parse_domains(raw: &str) -> Result<Vec<String>, String> {
 fn parse_identifier(raw: &str) -> Result<String, String> {
     if !raw.is_empty()
         && raw.len() <= 32
-        && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
         Ok(raw.to_owned())
     } else {
@@ -346,12 +502,13 @@ fn parse_currency_amounts(raw: &str) -> Result<BTreeMap<String, i64>, String> {
         if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
             return Err(format!("{currency:?} is not an ISO 4217 currency code"));
         }
-        let amount: i64 = amount
-            .trim()
-            .parse()
-            .map_err(|_| format!("the amount for {currency} must be a whole number of minor units"))?;
+        let amount: i64 = amount.trim().parse().map_err(|_| {
+            format!("the amount for {currency} must be a whole number of minor units")
+        })?;
         if !(0..=100_000_000).contains(&amount) {
-            return Err(format!("the amount for {currency} must be between 0 and 100000000"));
+            return Err(format!(
+                "the amount for {currency} must be between 0 and 100000000"
+            ));
         }
         map.insert(currency, amount);
     }
@@ -366,7 +523,10 @@ mod tests {
     use super::*;
 
     fn form(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -380,7 +540,10 @@ mod tests {
         assert_eq!(s.min_withdrawal["USD"], 5_000); // R-PAY-1
         assert_eq!((s.active_min_new, s.active_window_months), (2, 3)); // R-ACC-4
         assert_eq!(s.reseller_discount, 20); // R-SOL-3
-        assert_eq!((s.free_seats, s.free_plan.as_str(), s.free_trial_days), (2, "Team", 60)); // R-FREE-1
+        assert_eq!(
+            (s.free_seats, s.free_plan.as_str(), s.free_trial_days),
+            (2, "Team", 60)
+        ); // R-FREE-1
         assert_eq!((s.expert_badge_days, s.expert_blog_days), (14, 30)); // R-EXP-3
         assert_eq!(s.password_min_length, 10);
     }
@@ -396,7 +559,10 @@ mod tests {
     fn valid_changes_apply_and_are_reported() {
         let s = ProgramSettings::default();
         let next = s
-            .apply_form(&form(&[("cookie_days", "90"), ("min_withdrawal", "usd=5000, EUR=4000")]))
+            .apply_form(&form(&[
+                ("cookie_days", "90"),
+                ("min_withdrawal", "usd=5000, EUR=4000"),
+            ]))
             .unwrap();
         assert_eq!(next.cookie_days, 90);
         assert_eq!(next.min_withdrawal["EUR"], 4000);
@@ -416,7 +582,13 @@ mod tests {
                 ("trial_options", "14, x"),
             ]))
             .unwrap_err();
-        for key in ["commission_rate", "brand_color", "main_page_url", "allowed_landing_domains", "trial_options"] {
+        for key in [
+            "commission_rate",
+            "brand_color",
+            "main_page_url",
+            "allowed_landing_domains",
+            "trial_options",
+        ] {
             assert!(errors.get(key).is_some(), "{key} not reported");
         }
         assert!(errors.get("cookie_days").is_none());

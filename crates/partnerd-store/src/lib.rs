@@ -66,31 +66,78 @@ pub trait Store: Send + Sync + 'static {
     // --- program settings and terms -------------------------------------------------
     /// The program's settings; PROGRAM.md's defaults until an admin saves some.
     async fn load_settings(&self) -> StoreResult<ProgramSettings>;
-    async fn save_settings(&self, settings: &ProgramSettings, audit: NewAudit, now: Timestamp) -> StoreResult<()>;
+    async fn save_settings(
+        &self,
+        settings: &ProgramSettings,
+        audit: NewAudit,
+        now: Timestamp,
+    ) -> StoreResult<()>;
     async fn current_terms(&self) -> StoreResult<Option<Terms>>;
     async fn list_terms(&self) -> StoreResult<Vec<Terms>>;
     /// Publishes the next version (R-ACC-5); partners accept it at their next sign-in.
-    async fn publish_terms(&self, body: &str, audit: NewAudit, now: Timestamp) -> StoreResult<Terms>;
+    async fn publish_terms(
+        &self,
+        body: &str,
+        audit: NewAudit,
+        now: Timestamp,
+    ) -> StoreResult<Terms>;
 
     // --- partners --------------------------------------------------------------------
     /// Creates a partner, assigns the manager with the fewest partners (R-ACC-2) and
     /// queues the emails `emails` builds for the chosen manager, all at once.
-    async fn create_partner(&self, partner: NewPartner, emails: &EmailsFor) -> StoreResult<Partner>;
+    async fn create_partner(&self, partner: NewPartner, emails: &EmailsFor)
+    -> StoreResult<Partner>;
     async fn get_partner(&self, id: i64) -> StoreResult<Partner>;
     async fn find_partner_by_email(&self, email: &Email) -> StoreResult<Option<Partner>>;
     async fn find_partner_by_public_id(&self, public_id: &str) -> StoreResult<Option<Partner>>;
     async fn list_partners(&self, query: &PartnerQuery) -> StoreResult<Page<Partner>>;
-    async fn update_partner_profile(&self, id: i64, update: &PartnerUpdate, audit: NewAudit) -> StoreResult<Partner>;
-    async fn change_partner_email(&self, id: i64, email: &Email, notice: Option<NewEmail>, audit: NewAudit) -> StoreResult<()>;
-    async fn set_password(&self, subject: Subject, password_hash: &str, keep_session: Option<&str>, audit: NewAudit) -> StoreResult<()>;
-    async fn accept_terms(&self, partner_id: i64, version: i64, audit: NewAudit) -> StoreResult<()>;
+    async fn update_partner_profile(
+        &self,
+        id: i64,
+        update: &PartnerUpdate,
+        audit: NewAudit,
+    ) -> StoreResult<Partner>;
+    async fn change_partner_email(
+        &self,
+        id: i64,
+        email: &Email,
+        notice: Option<NewEmail>,
+        audit: NewAudit,
+    ) -> StoreResult<()>;
+    async fn set_password(
+        &self,
+        subject: Subject,
+        password_hash: &str,
+        keep_session: Option<&str>,
+        audit: NewAudit,
+    ) -> StoreResult<()>;
+    async fn accept_terms(&self, partner_id: i64, version: i64, audit: NewAudit)
+    -> StoreResult<()>;
     /// R-ACC-3: anonymises the partner, revokes their sessions, logs it.
-    async fn remove_partner(&self, id: i64, removal: Removal, audit: NewAudit, now: Timestamp) -> StoreResult<()>;
-    async fn reassign_manager(&self, partner_id: i64, manager_id: Option<i64>, emails: &[NewEmail], audit: NewAudit) -> StoreResult<()>;
+    async fn remove_partner(
+        &self,
+        id: i64,
+        removal: Removal,
+        audit: NewAudit,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    async fn reassign_manager(
+        &self,
+        partner_id: i64,
+        manager_id: Option<i64>,
+        emails: &[NewEmail],
+        audit: NewAudit,
+    ) -> StoreResult<()>;
 
     // --- staff -----------------------------------------------------------------------
-    /// Creates a staff member. The first manager takes every unassigned partner (R-ACC-2).
-    async fn create_staff(&self, staff: NewStaff, audit: NewAudit) -> StoreResult<Staff>;
+    /// Creates a staff member. The first manager takes every unassigned partner (R-ACC-2),
+    /// and `emails` builds what to queue for each partner taken.
+    async fn create_staff(
+        &self,
+        staff: NewStaff,
+        emails: &EmailsFor,
+        audit: NewAudit,
+    ) -> StoreResult<Staff>;
     async fn get_staff(&self, id: i64) -> StoreResult<Staff>;
     async fn find_staff_by_email(&self, email: &Email) -> StoreResult<Option<Staff>>;
     async fn list_managers(&self) -> StoreResult<Vec<ManagerLoad>>;
@@ -102,10 +149,24 @@ pub trait Store: Send + Sync + 'static {
     async fn find_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
     /// Stores a reset link and queues its email together.
-    async fn create_password_reset(&self, reset: NewPasswordReset, email: NewEmail) -> StoreResult<()>;
+    async fn create_password_reset(
+        &self,
+        reset: NewPasswordReset,
+        email: NewEmail,
+    ) -> StoreResult<()>;
     /// Uses a reset link once: sets the password, revokes sessions, marks the link used.
-    async fn use_password_reset(&self, token_hash: &str, password_hash: &str, now: Timestamp, audit: NewAudit) -> StoreResult<Subject>;
-    async fn find_password_reset(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Subject>>;
+    async fn use_password_reset(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: Timestamp,
+        audit: NewAudit,
+    ) -> StoreResult<Subject>;
+    async fn find_password_reset(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<Subject>>;
     async fn create_api_key(&self, key: NewApiKey, audit: NewAudit) -> StoreResult<i64>;
     async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
 
@@ -120,19 +181,47 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `limit` due jobs for `worker` until `now + lease`. A job is held by
     /// one worker at a time, across processes (`FOR UPDATE SKIP LOCKED` on PostgreSQL,
     /// the single writer on SQLite).
-    async fn claim_jobs(&self, worker: &str, now: Timestamp, lease_seconds: i64, limit: i64) -> StoreResult<Vec<Job>>;
-    async fn finish_job(&self, id: i64, worker: &str, outcome: JobOutcome, now: Timestamp) -> StoreResult<()>;
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_seconds: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Job>>;
+    async fn finish_job(
+        &self,
+        id: i64,
+        worker: &str,
+        outcome: JobOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()>;
     async fn get_job(&self, id: i64) -> StoreResult<Job>;
     /// Registers a periodic job; an existing schedule keeps its next run.
-    async fn ensure_schedule(&self, name: &str, kind: &str, interval_seconds: i64, first_run: Timestamp) -> StoreResult<()>;
+    async fn ensure_schedule(
+        &self,
+        name: &str,
+        kind: &str,
+        interval_seconds: i64,
+        first_run: Timestamp,
+    ) -> StoreResult<()>;
     /// Enqueues one job for each schedule due at `now` and moves it on; returns how many.
     async fn run_due_schedules(&self, now: Timestamp) -> StoreResult<usize>;
 
     // --- throttling and secrets ---------------------------------------------------------
     /// Counts one hit on `key` in a fixed window of `window_seconds`; returns the hits
     /// in the current window including this one.
-    async fn throttle_hit(&self, key: &str, now: Timestamp, window_seconds: i64) -> StoreResult<i64>;
-    async fn throttle_count(&self, key: &str, now: Timestamp, window_seconds: i64) -> StoreResult<i64>;
+    async fn throttle_hit(
+        &self,
+        key: &str,
+        now: Timestamp,
+        window_seconds: i64,
+    ) -> StoreResult<i64>;
+    async fn throttle_count(
+        &self,
+        key: &str,
+        now: Timestamp,
+        window_seconds: i64,
+    ) -> StoreResult<i64>;
     async fn throttle_clear(&self, key: &str) -> StoreResult<()>;
     /// The secret `name`, stored as `candidate` if none exists yet (first node wins).
     async fn secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
@@ -156,7 +245,9 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(PgStore::connect(url).await?))
     } else {
-        Err(StoreError::Unsupported("database URL must start with sqlite:// or postgres://"))
+        Err(StoreError::Unsupported(
+            "database URL must start with sqlite:// or postgres://",
+        ))
     }
 }
 

@@ -42,13 +42,19 @@ impl PgStore {
     /// R-ACC-2 picks the least-loaded manager from the current counts; without a
     /// lock two concurrent sign-ups read the same counts and pick the same one.
     /// A transaction-scoped advisory lock serialises only the assignments.
-    async fn lock_manager_assignment(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> StoreResult<()> {
-        sqlx::query("select pg_advisory_xact_lock(7261001)").execute(&mut **tx).await?;
+    async fn lock_manager_assignment(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    ) -> StoreResult<()> {
+        sqlx::query("select pg_advisory_xact_lock(7261001)")
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 
     async fn backup(&self, _path: &std::path::Path) -> StoreResult<()> {
-        Err(StoreError::Unsupported("on PostgreSQL use pg_dump to back up and pg_restore to restore"))
+        Err(StoreError::Unsupported(
+            "on PostgreSQL use pg_dump to back up and pg_restore to restore",
+        ))
     }
 }
 

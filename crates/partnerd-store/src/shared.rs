@@ -20,7 +20,9 @@ pub(crate) fn next_on_grid(next_run_at: i64, interval_seconds: i64, now: Timesta
 /// Turns a unique-constraint failure into a conflict on `field`.
 pub(crate) fn on_unique(err: sqlx::Error, field: &'static str) -> crate::StoreError {
     match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => crate::StoreError::Conflict { field },
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            crate::StoreError::Conflict { field }
+        }
         _ => crate::StoreError::Database(err),
     }
 }
@@ -53,13 +55,14 @@ macro_rules! shared_store {
                 email: &$crate::NewEmail,
             ) -> $crate::StoreResult<()> {
                 let (id,): (i64,) = sqlx::query_as(
-                    "insert into outbox (to_address, subject, body, status, created_at) values ($1, $2, $3, $4, $5) returning id",
+                    "insert into outbox (to_address, subject, body, status, created_at, partner_id) values ($1, $2, $3, $4, $5, $6) returning id",
                 )
                 .bind(&email.to)
                 .bind(&email.subject)
                 .bind(&email.body)
                 .bind(if email.send { "pending" } else { "kept" })
                 .bind(email.created_at.millis())
+                .bind(email.partner_id)
                 .fetch_one(&mut **tx)
                 .await?;
                 if email.send {
@@ -359,10 +362,18 @@ macro_rules! shared_store {
                     .execute(&mut *tx)
                     .await?;
                 let after = Self::partner_in(&mut tx, id).await?;
-                let audit = audit.before_after(
-                    Some(serde_json::json!({ "name": before.name, "company": before.company, "website": before.website, "time_zone": before.time_zone })),
-                    Some(serde_json::json!({ "name": after.name, "company": after.company, "website": after.website, "time_zone": after.time_zone })),
-                );
+                // Which fields changed, not their values: the audit log is append-only and
+                // must not keep personal data that removal has to erase (R-ACC-3).
+                let changed: Vec<&str> = [
+                    ("name", before.name != after.name),
+                    ("company", before.company != after.company),
+                    ("website", before.website != after.website),
+                    ("time_zone", before.time_zone != after.time_zone),
+                ]
+                .into_iter()
+                .filter_map(|(field, differs)| differs.then_some(field))
+                .collect();
+                let audit = audit.before_after(None, Some(serde_json::json!({ "changed": changed })));
                 Self::insert_audit(&mut tx, &audit).await?;
                 tx.commit().await?;
                 Ok(after)
@@ -389,10 +400,8 @@ macro_rules! shared_store {
                 if let Some(notice) = &notice {
                     Self::insert_email(&mut tx, notice).await?;
                 }
-                let audit = audit.before_after(
-                    Some(serde_json::json!({ "email": before.email })),
-                    Some(serde_json::json!({ "email": email.as_str() })),
-                );
+                // The addresses themselves stay out of the append-only log (R-ACC-3).
+                let audit = audit.before_after(None, Some(serde_json::json!({ "changed": ["email"] })));
                 Self::insert_audit(&mut tx, &audit).await?;
                 tx.commit().await?;
                 Ok(())
@@ -469,6 +478,16 @@ macro_rules! shared_store {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+                // Emails about the partner are erased too; one not yet sent is never sent.
+                sqlx::query(
+                    "update outbox set to_address = 'erased', subject = '(erased)', \
+                     body = '(erased when the partner was removed)', \
+                     status = case when status = 'pending' then 'failed' else status end \
+                     where partner_id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
                 let audit = audit.before_after(
                     Some(serde_json::json!({ "status": "active" })),
                     Some(serde_json::json!({ "status": "removed", "kind": kind, "reason": reason })),
@@ -516,7 +535,12 @@ macro_rules! shared_store {
                 Ok(())
             }
 
-            async fn create_staff(&self, new: $crate::NewStaff, audit: $crate::NewAudit) -> $crate::StoreResult<$crate::Staff> {
+            async fn create_staff(
+                &self,
+                new: $crate::NewStaff,
+                emails: &$crate::EmailsFor,
+                audit: $crate::NewAudit,
+            ) -> $crate::StoreResult<$crate::Staff> {
                 let mut tx = self.write().await?;
                 let staff: $crate::Staff = sqlx::query_as(
                     "insert into staff (email, name, role, password_hash, created_at) values ($1, $2, $3, $4, $5) \
@@ -537,11 +561,17 @@ macro_rules! shared_store {
                         .await?;
                     // R-ACC-2: the first manager created takes the partners who had none.
                     if managers == 1 {
-                        taken = sqlx::query("update partners set manager_id = $1 where manager_id is null and status = 'active'")
-                            .bind(staff.id)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
+                        let sql = format!(
+                            "update partners set manager_id = $1 where manager_id is null and status = 'active' returning {}",
+                            $crate::shared::PARTNER_COLUMNS
+                        );
+                        let partners: Vec<$crate::Partner> = sqlx::query_as(&sql).bind(staff.id).fetch_all(&mut *tx).await?;
+                        for partner in &partners {
+                            for email in emails(Some(&staff), partner) {
+                                Self::insert_email(&mut tx, &email).await?;
+                            }
+                        }
+                        taken = partners.len();
                     }
                 }
                 let audit = audit.before_after(

@@ -7,7 +7,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::shared::shared_store;
 use crate::{Backend, StoreError, StoreResult};
@@ -28,8 +30,7 @@ impl SqliteStore {
          order by run_at, id limit $4) \
          returning id, kind, payload, status, run_at, attempts, max_attempts, locked_by, last_error";
 
-    const DUE_SCHEDULES_SQL: &'static str =
-        "select name, kind, interval_seconds, next_run_at from job_schedules where next_run_at <= $1 order by name";
+    const DUE_SCHEDULES_SQL: &'static str = "select name, kind, interval_seconds, next_run_at from job_schedules where next_run_at <= $1 order by name";
 
     /// Opens (creating if needed) the database a `sqlite://PATH` URL names.
     pub async fn connect(url: &str) -> StoreResult<Self> {
@@ -40,7 +41,10 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory");
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
         Ok(Self { pool })
     }
 
@@ -49,7 +53,9 @@ impl SqliteStore {
     }
 
     /// Nothing to do: `BEGIN IMMEDIATE` already makes writers take turns.
-    async fn lock_manager_assignment(_tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> StoreResult<()> {
+    async fn lock_manager_assignment(
+        _tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    ) -> StoreResult<()> {
         Ok(())
     }
 
@@ -59,15 +65,26 @@ impl SqliteStore {
         if path.exists() {
             return Err(StoreError::Invalid("the backup file already exists"));
         }
-        let target = path.to_str().ok_or(StoreError::Invalid("the backup path is not valid UTF-8"))?;
-        sqlx::query("vacuum into $1").bind(target).execute(&self.pool).await?;
+        let target = path
+            .to_str()
+            .ok_or(StoreError::Invalid("the backup path is not valid UTF-8"))?;
+        sqlx::query("vacuum into $1")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Runs SQLite's own integrity check, for `partnerd restore`.
     pub async fn integrity_check(&self) -> StoreResult<()> {
-        let (result,): (String,) = sqlx::query_as("pragma integrity_check").fetch_one(&self.pool).await?;
-        if result == "ok" { Ok(()) } else { Err(StoreError::Corrupt(result)) }
+        let (result,): (String,) = sqlx::query_as("pragma integrity_check")
+            .fetch_one(&self.pool)
+            .await?;
+        if result == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(result))
+        }
     }
 
     pub async fn close(&self) {

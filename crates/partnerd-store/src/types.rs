@@ -17,11 +17,27 @@ pub struct NewAudit {
 }
 
 impl NewAudit {
-    pub fn new(at: Timestamp, actor: impl Into<String>, action: impl Into<String>, object: impl Into<String>) -> Self {
-        Self { at, actor: actor.into(), action: action.into(), object: object.into(), before: None, after: None }
+    pub fn new(
+        at: Timestamp,
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        object: impl Into<String>,
+    ) -> Self {
+        Self {
+            at,
+            actor: actor.into(),
+            action: action.into(),
+            object: object.into(),
+            before: None,
+            after: None,
+        }
     }
 
-    pub fn before_after(mut self, before: Option<serde_json::Value>, after: Option<serde_json::Value>) -> Self {
+    pub fn before_after(
+        mut self,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Self {
         self.before = before;
         self.after = after;
         self
@@ -56,6 +72,16 @@ pub struct NewEmail {
     pub body: String,
     pub send: bool,
     pub created_at: Timestamp,
+    /// The partner the email is about (welcome, notices, manager alerts), so removal
+    /// can erase it (R-ACC-3).
+    pub partner_id: Option<i64>,
+}
+
+impl NewEmail {
+    pub fn about(mut self, partner_id: i64) -> Self {
+        self.partner_id = Some(partner_id);
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -75,7 +101,10 @@ pub struct OutboxEmail {
 pub enum EmailOutcome {
     Sent,
     /// A try failed; `final_failure` when no retry follows.
-    Failed { error: String, final_failure: bool },
+    Failed {
+        error: String,
+        final_failure: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -270,5 +299,8 @@ pub struct Job {
 pub enum JobOutcome {
     Done,
     /// Failed this time; retried at `retry_at` unless the attempts are used up.
-    Failed { error: String, retry_at: Timestamp },
+    Failed {
+        error: String,
+        retry_at: Timestamp,
+    },
 }

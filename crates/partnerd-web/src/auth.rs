@@ -261,7 +261,11 @@ pub async fn logout(State(app): State<App>, ctx: Ctx) -> WebResult<Response> {
     if let Some(token) = &ctx.session_token {
         app.log_out(token).await?;
     }
-    let mut response = Redirect::to("/login").into_response();
+    let to = match &ctx.signed_in {
+        Some(partnerd_app::accounts::SignedIn::Staff { .. }) => "/admin/login",
+        _ => "/login",
+    };
+    let mut response = Redirect::to(to).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
         cookie(session_cookie_name(ctx.https), "", 0, ctx.https),

@@ -111,7 +111,9 @@ create table outbox (
     attempts bigint not null default 0,
     last_error text,
     created_at bigint not null,
-    sent_at bigint
+    sent_at bigint,
+    -- The partner the email is about, so removal (R-ACC-3) can erase it too.
+    partner_id bigint references partners (id)
 );
 
 -- Durable background jobs. A worker claims a job by setting locked_by/locked_until; a job

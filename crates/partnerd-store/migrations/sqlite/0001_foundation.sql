@@ -111,7 +111,9 @@ create table outbox (
     attempts integer not null default 0,
     last_error text,
     created_at integer not null,
-    sent_at integer
+    sent_at integer,
+    -- The partner the email is about, so removal (R-ACC-3) can erase it too.
+    partner_id integer references partners (id)
 ) strict;
 
 -- Durable background jobs. A worker claims a job by setting locked_by/locked_until; a job

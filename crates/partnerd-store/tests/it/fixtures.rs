@@ -72,6 +72,7 @@ pub fn welcome_emails(send: bool, calls: Calls) -> Box<EmailsFor> {
                 body: format!("Partner {} signed up.", partner.public_id),
                 send,
                 created_at: Timestamp::from_millis(partner.created_at),
+                partner_id: Some(partner.id),
             },
             NewEmail {
                 to: partner.email.clone().unwrap_or_default(),
@@ -79,6 +80,7 @@ pub fn welcome_emails(send: bool, calls: Calls) -> Box<EmailsFor> {
                 body: "Welcome to the program.".into(),
                 send,
                 created_at: Timestamp::from_millis(partner.created_at),
+                partner_id: Some(partner.id),
             },
         ]
     })
@@ -91,6 +93,7 @@ pub fn mail(to: &str, subject: &str, send: bool, created_at: Timestamp) -> NewEm
         body: format!("Body of {subject}"),
         send,
         created_at,
+        partner_id: None,
     }
 }
 
@@ -112,6 +115,7 @@ pub async fn add_staff(store: &dyn Store, name: &str, role: StaffRole) -> Staff 
                 password_hash: format!("staff-hash-{name}"),
                 created_at: T0,
             },
+            &*no_emails(),
             audit("staff.create", "staff:new"),
         )
         .await

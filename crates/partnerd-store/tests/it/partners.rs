@@ -536,7 +536,7 @@ conformance!(
 );
 
 conformance!(
-    a_profile_update_changes_the_profile_and_logs_before_and_after,
+    a_profile_update_changes_the_profile_and_logs_which_fields_changed,
     |store: Arc<dyn Store>| async move {
         let ann = add_partner(&*store, "ann", at(1)).await;
         let update = PartnerUpdate {
@@ -571,13 +571,11 @@ conformance!(
             (entry.action.as_str(), entry.object.as_str()),
             ("partner.update", "partner:pub-ann")
         );
-        assert_eq!(
-            json(&entry.before),
-            serde_json::json!({ "name": "Partner ann", "company": "ann Ltd", "website": "https://ann.example.com/", "time_zone": "UTC" })
-        );
+        // R-ACC-3: the append-only log names the changed fields, never their values.
+        assert_eq!(entry.before, None);
         assert_eq!(
             json(&entry.after),
-            serde_json::json!({ "name": "Ann Other", "company": null, "website": "https://ann.example.org/", "time_zone": "Europe/Berlin" })
+            serde_json::json!({ "changed": ["name", "company", "website", "time_zone"] })
         );
 
         assert!(matches!(
@@ -653,13 +651,10 @@ conformance!(
             ("ann@partner.test", "kept")
         );
         let entry = last_audit(&*store).await;
-        assert_eq!(
-            json(&entry.before),
-            serde_json::json!({ "email": "ann@partner.test" })
-        );
+        assert_eq!(entry.before, None);
         assert_eq!(
             json(&entry.after),
-            serde_json::json!({ "email": "ann@new.test" })
+            serde_json::json!({ "changed": ["email"] })
         );
 
         // Without a notice nothing is queued.
@@ -901,7 +896,30 @@ conformance!(
             expires_at: at(3_600_000),
         };
         store
-            .create_password_reset(reset, mail("ann@partner.test", "Reset", false, at(3)))
+            .create_password_reset(
+                reset,
+                mail("ann@partner.test", "Reset", false, at(3)).about(ann.id),
+            )
+            .await
+            .unwrap();
+        let notice = mail("ann@partner.test", "Pending notice", true, at(4)).about(ann.id);
+        let bob_notice = mail("bob@partner.test", "Bob's notice", true, at(4)).about(bob.id);
+        store
+            .change_partner_email(
+                ann.id,
+                &email("ann@partner.test"),
+                Some(notice),
+                audit("x", "y"),
+            )
+            .await
+            .unwrap();
+        store
+            .change_partner_email(
+                bob.id,
+                &email("bob@partner.test"),
+                Some(bob_notice),
+                audit("x", "y"),
+            )
             .await
             .unwrap();
 
@@ -974,6 +992,28 @@ conformance!(
             store.list_managers().await.unwrap()[0].assigned_partners,
             1,
             "only bob counts now"
+        );
+
+        // Emails about ann are erased, and the unsent one is withdrawn; bob's stay.
+        let outbox = store.list_outbox(10, 0).await.unwrap().items;
+        for mail in &outbox {
+            let about_ann = mail.to_address == "erased";
+            assert!(
+                !mail.body.contains("ann@") && !mail.to_address.contains("ann@"),
+                "{mail:?}"
+            );
+            if about_ann && mail.subject == "(erased)" && mail.attempts == 0 {
+                assert_ne!(mail.status, "pending", "an erased email is never sent");
+            }
+        }
+        assert_eq!(
+            outbox.iter().filter(|m| m.to_address == "erased").count(),
+            2
+        );
+        assert!(
+            outbox
+                .iter()
+                .any(|m| m.to_address == "bob@partner.test" && m.status == "pending")
         );
 
         let entry = last_audit(&*store).await;

@@ -94,7 +94,7 @@ conformance!(
             created_at: at(1),
         };
         match store
-            .create_staff(again, audit("staff.create", "staff:new"))
+            .create_staff(again, &*no_emails(), audit("staff.create", "staff:new"))
             .await
         {
             Err(StoreError::Conflict { field }) => assert_eq!(field, "email"),
@@ -204,5 +204,69 @@ conformance!(
             vec![(leo.id, "Leo", 2), (mia.id, "Mia", 2)],
             "ordered by name, removed partners not counted"
         );
+    }
+);
+
+conformance!(
+    the_first_manager_s_partners_get_the_emails_built_for_them_in_the_same_transaction,
+    |store: Arc<dyn Store>| async move {
+        // R-ACC-2: partners who waited learn who their manager is.
+        let ann = add_partner(&*store, "ann", at(1)).await;
+        let bob = add_partner(&*store, "bob", at(2)).await;
+        let emails = |manager: Option<&partnerd_store::Staff>,
+                      partner: &partnerd_store::Partner| {
+            vec![
+                mail(
+                    partner.email.as_deref().unwrap_or_default(),
+                    &format!(
+                        "{} is your manager",
+                        manager.map_or("nobody", |m| m.name.as_str())
+                    ),
+                    false,
+                    at(5),
+                )
+                .about(partner.id),
+            ]
+        };
+        let new = NewStaff {
+            email: email("mia@vendor.test"),
+            name: "Mia".into(),
+            role: StaffRole::Manager,
+            password_hash: "h".into(),
+            created_at: at(5),
+        };
+        store
+            .create_staff(new, &emails, audit("staff.create", "staff:new"))
+            .await
+            .unwrap();
+        let mut sent: Vec<(String, String)> = store
+            .list_outbox(10, 0)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|m| (m.to_address, m.subject))
+            .collect();
+        sent.sort();
+        assert_eq!(
+            sent,
+            vec![
+                (ann.email.clone().unwrap(), "Mia is your manager".to_owned()),
+                (bob.email.clone().unwrap(), "Mia is your manager".to_owned()),
+            ]
+        );
+        // The second manager takes nobody, so nobody is emailed.
+        let again = NewStaff {
+            email: email("abe@vendor.test"),
+            name: "Abe".into(),
+            role: StaffRole::Manager,
+            password_hash: "h".into(),
+            created_at: at(6),
+        };
+        store
+            .create_staff(again, &emails, audit("staff.create", "staff:new"))
+            .await
+            .unwrap();
+        assert_eq!(store.list_outbox(10, 0).await.unwrap().total, 2);
     }
 );

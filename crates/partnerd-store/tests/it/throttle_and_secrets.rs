@@ -115,12 +115,19 @@ conformance!(
                 .unwrap();
         }
         store.throttle_hit("old", T0, 60).await.unwrap();
-        store.throttle_hit("recent", at(86_400_000), 60).await.unwrap();
+        store
+            .throttle_hit("recent", at(86_400_000), 60)
+            .await
+            .unwrap();
 
         let now = at(86_400_000 + 1);
         assert_eq!(store.purge_expired(now).await.unwrap(), 2);
         assert!(store.find_session("live", now).await.unwrap().is_some());
         assert_eq!(store.throttle_count("recent", now, 3600).await.unwrap(), 1);
-        assert_eq!(store.purge_expired(now).await.unwrap(), 0, "nothing left to purge");
+        assert_eq!(
+            store.purge_expired(now).await.unwrap(),
+            0,
+            "nothing left to purge"
+        );
     }
 );

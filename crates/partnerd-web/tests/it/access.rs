@@ -1,0 +1,649 @@
+//! The access matrix: every route of `partnerd_web::router` with every kind of
+//! caller, and the answer each must get. The table is checked against the
+//! router's source, so a new route without a row fails the suite.
+
+use std::collections::BTreeSet;
+
+use axum::http::StatusCode;
+use partnerd_app::Config;
+use partnerd_app::config::Secret;
+use partnerd_store::Subject;
+
+use crate::helpers::{Client, TestApp, on_both_backends};
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Anonymous,
+    /// Partner A, whose manager is M1.
+    Partner,
+    /// Partner B (also M1's): on A's pages a stranger.
+    OtherPartner,
+    /// Partner C's old session cookie, after C was removed.
+    RemovedPartner,
+    /// Manager M2, who does not manage A.
+    OtherManager,
+    /// Manager M1, A's manager.
+    Manager,
+    Admin,
+    /// A valid integration API key as `Authorization: Bearer`, no cookies.
+    ApiKey,
+}
+
+const ROLES: [Role; 8] = [
+    Role::Anonymous,
+    Role::Partner,
+    Role::OtherPartner,
+    Role::RemovedPartner,
+    Role::OtherManager,
+    Role::Manager,
+    Role::Admin,
+    Role::ApiKey,
+];
+
+/// One route (or, with `in_router: false`, a probe of a fallback) and the
+/// status each role gets, in the order of [`ROLES`]:
+/// anonymous, partner, other partner, removed partner, other manager, manager, admin, API key.
+struct Row {
+    method: &'static str,
+    /// The path as written in `router()`.
+    pattern: &'static str,
+    /// The path requested: `{a}` is partner A's id, `{token}` a live reset
+    /// link's token, `{outbox}` an email's id.
+    path: &'static str,
+    /// Form fields (besides the CSRF token); `{role}` and `{m1}` are filled in.
+    form: &'static [(&'static str, &'static str)],
+    expect: [u16; 8],
+    in_router: bool,
+}
+
+const fn route(method: &'static str, pattern: &'static str, expect: [u16; 8]) -> Row {
+    Row {
+        method,
+        pattern,
+        path: pattern,
+        form: &[],
+        expect,
+        in_router: true,
+    }
+}
+
+const fn route_at(
+    method: &'static str,
+    pattern: &'static str,
+    path: &'static str,
+    expect: [u16; 8],
+) -> Row {
+    Row {
+        method,
+        pattern,
+        path,
+        form: &[],
+        expect,
+        in_router: true,
+    }
+}
+
+const fn form(
+    method: &'static str,
+    pattern: &'static str,
+    fields: &'static [(&'static str, &'static str)],
+    expect: [u16; 8],
+) -> Row {
+    Row {
+        method,
+        pattern,
+        path: pattern,
+        form: fields,
+        expect,
+        in_router: true,
+    }
+}
+
+const fn probe(method: &'static str, path: &'static str, expect: [u16; 8]) -> Row {
+    Row {
+        method,
+        pattern: path,
+        path,
+        form: &[],
+        expect,
+        in_router: false,
+    }
+}
+
+const ALL_200: [u16; 8] = [200; 8];
+//                       anon partner other removed oth-mgr mgr  admin api
+const PANEL_GET: [u16; 8] = [303, 200, 200, 303, 403, 403, 403, 303];
+/// Panel forms posted empty: the partner gets the form back with its errors.
+const PANEL_FORM: [u16; 8] = [303, 422, 422, 303, 403, 403, 403, 303];
+const CONSOLE_GET: [u16; 8] = [303, 403, 403, 303, 200, 200, 200, 303];
+const ADMIN_GET: [u16; 8] = [303, 403, 403, 303, 403, 403, 200, 303];
+/// Admin forms posted empty: the admin gets the form back with its errors.
+const ADMIN_FORM_INVALID: [u16; 8] = [303, 403, 403, 303, 403, 403, 422, 303];
+const ADMIN_FORM_DONE: [u16; 8] = [303, 403, 403, 303, 403, 403, 303, 303];
+
+/// Every route of `partnerd_web::router`, and two fallbacks.
+const MATRIX: &[Row] = &[
+    route("GET", "/", ALL_200),
+    route("GET", "/terms", ALL_200),
+    // Signed-in people are sent on to the panel.
+    route("GET", "/signup", [200, 303, 303, 200, 303, 303, 303, 200]),
+    form(
+        "POST",
+        "/signup",
+        &[("email", "matrix-{role}@example.test")],
+        [422; 8],
+    ),
+    route("GET", "/login", ALL_200),
+    form(
+        "POST",
+        "/login",
+        &[
+            ("email", "matrix-{role}@example.test"),
+            ("password", "not the password"),
+        ],
+        [401; 8],
+    ),
+    route("GET", "/admin/login", ALL_200),
+    form(
+        "POST",
+        "/admin/login",
+        &[
+            ("email", "matrix-{role}@vendor.test"),
+            ("password", "not the password"),
+        ],
+        [401; 8],
+    ),
+    route("POST", "/logout", [303; 8]),
+    route("GET", "/password-reset", ALL_200),
+    form(
+        "POST",
+        "/password-reset",
+        &[("email", "matrix-{role}@example.test")],
+        ALL_200,
+    ),
+    route_at(
+        "GET",
+        "/password-reset/{token}",
+        "/password-reset/{token}",
+        ALL_200,
+    ),
+    // An empty password: the form comes back, the link stays unused.
+    route_at(
+        "POST",
+        "/password-reset/{token}",
+        "/password-reset/{token}",
+        [422; 8],
+    ),
+    route("GET", "/terms/accept", PANEL_GET),
+    route(
+        "POST",
+        "/terms/accept",
+        [303, 303, 303, 303, 403, 403, 403, 303],
+    ),
+    route("GET", "/panel", PANEL_GET),
+    route("GET", "/panel/account", PANEL_GET),
+    route("POST", "/panel/account/profile", PANEL_FORM),
+    route("POST", "/panel/account/email", PANEL_FORM),
+    route("POST", "/panel/account/password", PANEL_FORM),
+    route("POST", "/panel/account/delete", PANEL_FORM),
+    route("GET", "/admin", CONSOLE_GET),
+    route("GET", "/admin/partners", CONSOLE_GET),
+    // A's page: the other manager is told it does not exist.
+    route_at(
+        "GET",
+        "/admin/partners/{id}",
+        "/admin/partners/{a}",
+        [303, 403, 403, 303, 404, 200, 200, 303],
+    ),
+    // Reassigning A to the manager A already has: allowed for admins only.
+    Row {
+        method: "POST",
+        pattern: "/admin/partners/{id}/manager",
+        path: "/admin/partners/{a}/manager",
+        form: &[("manager_id", "{m1}")],
+        expect: ADMIN_FORM_DONE,
+        in_router: true,
+    },
+    // No reason: the admin gets the form back, nobody is removed.
+    route_at(
+        "POST",
+        "/admin/partners/{id}/remove",
+        "/admin/partners/{a}/remove",
+        ADMIN_FORM_INVALID,
+    ),
+    route("GET", "/admin/staff", ADMIN_GET),
+    route("POST", "/admin/staff", ADMIN_FORM_INVALID),
+    route("GET", "/admin/audit", ADMIN_GET),
+    route("GET", "/admin/outbox", ADMIN_GET),
+    route_at(
+        "GET",
+        "/admin/outbox/{id}",
+        "/admin/outbox/{outbox}",
+        ADMIN_GET,
+    ),
+    route("GET", "/admin/settings", ADMIN_GET),
+    // No setting in the form: nothing changes, the admin is sent back.
+    route("POST", "/admin/settings", ADMIN_FORM_DONE),
+    route("GET", "/admin/terms", ADMIN_GET),
+    route("POST", "/admin/terms", ADMIN_FORM_INVALID),
+    route("GET", "/healthz", ALL_200),
+    route("GET", "/readyz", ALL_200),
+    route("GET", "/metrics", ALL_200),
+    route("GET", "/assets/app.css", ALL_200),
+    route("GET", "/api/v1/openapi.json", ALL_200),
+    // The API: only a key gets in (and finds nothing there yet); sessions do not count.
+    probe(
+        "GET",
+        "/api/v1/anything",
+        [401, 401, 401, 401, 401, 401, 401, 404],
+    ),
+    probe("GET", "/no-such-page", [404; 8]),
+];
+
+/// Every `(METHOD, path)` the router's source declares with `.route("…", …)`.
+fn routes_in_source(source: &str) -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    let mut rest = source;
+    while let Some(at) = rest.find(".route(") {
+        rest = &rest[at + ".route(".len()..];
+        // The call's text, up to its closing parenthesis (it may span lines).
+        let mut depth = 1;
+        let mut end = rest.len();
+        for (i, c) in rest.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let call = &rest[..end];
+        let path = call
+            .split('"')
+            .nth(1)
+            .unwrap_or_else(|| panic!("a .route( without a path: {call}"));
+        let after_path = &call[call
+            .find(',')
+            .unwrap_or_else(|| panic!("a .route( without a handler: {call}"))..];
+        let mut methods = Vec::new();
+        for method in [
+            "get", "post", "put", "patch", "delete", "head", "options", "any",
+        ] {
+            let needle = format!("{method}(");
+            let mut from = 0;
+            while let Some(i) = after_path[from..].find(&needle) {
+                let i = from + i;
+                let before = after_path[..i].chars().next_back().unwrap_or(' ');
+                if !(before.is_alphanumeric() || before == '_' || before == ':') {
+                    methods.push(method.to_uppercase());
+                }
+                from = i + needle.len();
+            }
+        }
+        assert!(
+            !methods.is_empty(),
+            "no method found for the route {path:?}: {call}"
+        );
+        for method in methods {
+            routes.insert((method, path.to_owned()));
+        }
+        rest = &rest[end..];
+    }
+    routes
+}
+
+#[test]
+fn every_route_of_the_router_has_a_row_in_the_access_matrix_and_every_row_is_a_route() {
+    let in_source = routes_in_source(include_str!("../../src/lib.rs"));
+    assert!(
+        in_source.len() >= 35,
+        "the route scan found too little: {in_source:?}"
+    );
+    let mut in_table = BTreeSet::new();
+    for row in MATRIX.iter().filter(|r| r.in_router) {
+        let key = (row.method.to_owned(), row.pattern.to_owned());
+        assert!(in_table.insert(key.clone()), "two rows for {key:?}");
+    }
+    let missing: Vec<_> = in_source.difference(&in_table).collect();
+    let stale: Vec<_> = in_table.difference(&in_source).collect();
+    assert!(
+        missing.is_empty(),
+        "routes of router() without a row in the access matrix: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "rows of the access matrix that router() does not have: {stale:?}"
+    );
+    assert_eq!(in_table.len(), in_source.len());
+}
+
+#[test]
+fn the_route_scan_reads_routes_split_over_lines_and_chained_methods() {
+    let source = r#"
+        .route("/a", get(x::a))
+        .route(
+            "/b/{id}",
+            get(x::b_form).post(x::b),
+        )
+        .route("/c", post(admin::get_thing))
+    "#;
+    let found = routes_in_source(source);
+    let expected: BTreeSet<(String, String)> = [
+        ("GET", "/a"),
+        ("GET", "/b/{id}"),
+        ("POST", "/b/{id}"),
+        ("POST", "/c"),
+    ]
+    .iter()
+    .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+    .collect();
+    assert_eq!(found, expected);
+}
+
+/// The people and things the matrix needs.
+struct World {
+    a: i64,
+    b: i64,
+    m1: i64,
+    m2: i64,
+    admin: i64,
+    removed_cookie: String,
+    api_key: String,
+    reset_token: String,
+    outbox_id: i64,
+}
+
+async fn world(t: &TestApp) -> World {
+    // Partners first, then the first manager, who takes them all (R-ACC-2).
+    let a = t.partner("Alice Partner").await;
+    let b = t.partner("Bob Partner").await;
+    let c = t.partner("Carol Partner").await;
+    let m1 = t.manager("Mona Manager").await;
+    let m2 = t.manager("Max Manager").await;
+    let admin = t.admin().await;
+    assert_eq!(
+        t.get_partner(a.id).await.manager_id,
+        Some(m1.id),
+        "A is M1's"
+    );
+    // C signs in, then is removed; the browser keeps the old cookie.
+    let removed = t.app.start_session(c.subject).await.unwrap();
+    let admin_who = t
+        .app
+        .signed_in(&t.app.start_session(admin.subject).await.unwrap().token)
+        .await
+        .unwrap()
+        .unwrap();
+    t.app
+        .remove_for_violation(&admin_who.actor_label(), c.id, "Spam, against section 1")
+        .await
+        .unwrap();
+    let api_key = t.app.create_api_key("test", "matrix").await.unwrap();
+    let reset = t.reset_link_for(&a).await;
+    let reset_token = reset.trim_start_matches("/password-reset/").to_owned();
+    let outbox_id = t.outbox().await[0].id;
+    World {
+        a: a.id,
+        b: b.id,
+        m1: m1.id,
+        m2: m2.id,
+        admin: admin.id,
+        removed_cookie: removed.token,
+        api_key,
+        reset_token,
+        outbox_id,
+    }
+}
+
+async fn client_for(t: &TestApp, w: &World, role: Role) -> Client {
+    match role {
+        Role::Anonymous => t.client(),
+        Role::Partner => t.signed_in(Subject::Partner(w.a)).await,
+        Role::OtherPartner => t.signed_in(Subject::Partner(w.b)).await,
+        Role::RemovedPartner => {
+            let mut client = t.client();
+            client.set_session(&w.removed_cookie, None);
+            client
+        }
+        Role::OtherManager => t.signed_in(Subject::Staff(w.m2)).await,
+        Role::Manager => t.signed_in(Subject::Staff(w.m1)).await,
+        Role::Admin => t.signed_in(Subject::Staff(w.admin)).await,
+        Role::ApiKey => t.client().with_bearer(&w.api_key),
+    }
+}
+
+fn fill(text: &str, w: &World, role: Role) -> String {
+    text.replace("{a}", &w.a.to_string())
+        .replace("{m1}", &w.m1.to_string())
+        .replace("{token}", &w.reset_token)
+        .replace("{outbox}", &w.outbox_id.to_string())
+        .replace("{role}", &format!("{role:?}").to_lowercase())
+}
+
+on_both_backends!(
+    each_role_gets_the_expected_answer_on_every_route,
+    |t: TestApp| async move {
+        let w = world(&t).await;
+        let mut wrong = Vec::new();
+        for row in MATRIX {
+            for (i, role) in ROLES.iter().enumerate() {
+                // A fresh session per request, so one row (log-out) cannot change the next.
+                let mut client = client_for(&t, &w, *role).await;
+                let path = fill(row.path, &w, *role);
+                let r = match row.method {
+                    "GET" => client.get(&path).await,
+                    "POST" => {
+                        let filled: Vec<(String, String)> = row
+                            .form
+                            .iter()
+                            .map(|(k, v)| ((*k).to_owned(), fill(v, &w, *role)))
+                            .collect();
+                        let fields: Vec<(&str, &str)> = filled
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .collect();
+                        client.post_form(&path, &fields).await
+                    }
+                    other => panic!("no client for {other}"),
+                };
+                if r.status.as_u16() != row.expect[i] {
+                    let location = r
+                        .header("location")
+                        .map(|l| format!(" → {l}"))
+                        .unwrap_or_default();
+                    wrong.push(format!(
+                        "{} {} as {role:?}: expected {}, got {}{location}",
+                        row.method, path, row.expect[i], r.status
+                    ));
+                }
+                let csp = r.header("content-security-policy").unwrap_or_default();
+                if !csp.contains("frame-ancestors 'none'")
+                    || r.header("x-content-type-options") != Some("nosniff")
+                    || r.header("referrer-policy").is_none()
+                {
+                    wrong.push(format!(
+                        "{} {} as {role:?}: security headers missing: {:?}",
+                        row.method, path, r.headers
+                    ));
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} answers differ from the access matrix:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+
+        // The matrix changed nothing it should not have: A is still M1's and active.
+        let a = t.get_partner(w.a).await;
+        assert_eq!((a.manager_id, a.status.as_str()), (Some(w.m1), "active"));
+        assert!(
+            t.app.reset_link_is_valid(&w.reset_token).await.unwrap(),
+            "the reset link was used up by an invalid form"
+        );
+    }
+);
+
+#[tokio::test]
+async fn signed_out_visitors_sign_in_through_the_form_and_come_back_but_are_never_sent_off_site() {
+    let t = TestApp::sqlite().await;
+    let ann = t.partner("Ann Away").await;
+    let admin = t.admin().await;
+    for (account, page, login) in [
+        (&ann, "/panel/account", "/login"),
+        (&admin, "/admin/audit", "/admin/login"),
+    ] {
+        let mut c = t.client();
+        let r = c.get(page).await;
+        let next: String = url::form_urlencoded::byte_serialize(page.as_bytes()).collect();
+        assert_eq!(
+            (r.status, r.location()),
+            (
+                StatusCode::SEE_OTHER,
+                format!("{login}?next={next}").as_str()
+            )
+        );
+        // The sign-in page's form carries `next` on, as a browser would post it.
+        let form = c.get(r.location()).await;
+        assert_eq!(form.status, StatusCode::OK);
+        let action = form.form_action(login);
+        let r = c
+            .post_form(
+                &action,
+                &[("email", &account.email), ("password", &account.password)],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.location()),
+            (StatusCode::SEE_OTHER, page),
+            "the form at {login} lost where to go back to"
+        );
+        assert_eq!(c.get(page).await.status, StatusCode::OK);
+    }
+
+    // Only paths of this site: no other host, not even through characters a
+    // browser drops from a Location (tab, new line), and never a crash.
+    for evil in [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\n/evil.example",
+    ] {
+        let mut c = t.client();
+        let next: String = url::form_urlencoded::byte_serialize(evil.as_bytes()).collect();
+        let r = c
+            .post_form(
+                &format!("/login?next={next}"),
+                &[("email", &ann.email), ("password", &ann.password)],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.location()),
+            (StatusCode::SEE_OTHER, "/panel"),
+            "next={evil:?}"
+        );
+        let form = c.get(&format!("/login?next={next}")).await;
+        assert_eq!(form.status, StatusCode::OK);
+        assert!(
+            !form.form_action("/login").contains("evil"),
+            "next={evil:?} is carried on"
+        );
+    }
+}
+
+#[tokio::test]
+async fn signed_in_people_who_open_the_sign_up_page_go_to_their_own_home() {
+    let t = TestApp::sqlite().await;
+    let ann = t.partner("Ann Home").await;
+    let mia = t.manager("Mia Home").await;
+    let r = t.signed_in(ann.subject).await.get("/signup").await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/panel"));
+    let mut manager = t.signed_in(mia.subject).await;
+    let r = manager.get("/signup").await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/admin"),
+        "staff are sent to a panel they cannot open"
+    );
+    assert_eq!(manager.get(r.location()).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_wrong_or_revoked_api_key_is_refused_and_a_session_never_opens_the_api() {
+    let t = TestApp::sqlite().await;
+    let key = t.app.create_api_key("test", "k").await.unwrap();
+    let r = t.client().with_bearer(&key).get("/api/v1/partners").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(
+        r.header("content-type")
+            .unwrap_or_default()
+            .starts_with("application/json")
+    );
+    let r = t
+        .client()
+        .with_bearer("pdk_wrong")
+        .get("/api/v1/partners")
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert!(body["error"].as_str().unwrap().contains("API key"));
+    let admin = t.admin().await;
+    let r = t
+        .signed_in(admin.subject)
+        .await
+        .get("/api/v1/partners")
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn metrics_are_open_from_loopback_and_need_the_token_from_elsewhere() {
+    let config = Config {
+        metrics_token: Some(Secret::new("metrics-secret-token")),
+        ..Default::default()
+    };
+    let t = TestApp::sqlite_with(config).await;
+    assert_eq!(t.client().get("/metrics").await.status, StatusCode::OK);
+    let mut remote = t.client().with_ip("203.0.113.5");
+    assert_eq!(
+        remote.get("/metrics").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut remote = t.client().with_ip("203.0.113.5").with_bearer("wrong");
+    assert_eq!(
+        remote.get("/metrics").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut remote = t
+        .client()
+        .with_ip("203.0.113.5")
+        .with_bearer("metrics-secret-token");
+    let r = remote.get("/metrics").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("partnerd_up 1"), "{}", r.body);
+    // A forged X-Forwarded-For from an untrusted peer changes nothing.
+    let mut forged = t.client().with_ip("203.0.113.5");
+    let request = axum::http::Request::builder()
+        .uri("/metrics")
+        .header("x-forwarded-for", "127.0.0.1")
+        .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [203, 0, 113, 5],
+            4000,
+        ))))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(
+        forged.send_request(request).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
