@@ -17,9 +17,9 @@ use serde::Deserialize;
 use crate::context::{Ctx, flash_cookie};
 use crate::errors::WebResult;
 use crate::views::{
-    AdminAuditPage, AdminHomePage, AdminOutboxEmailPage, AdminOutboxPage, AdminPartnerPage,
-    AdminPartnersPage, AdminSettingsPage, AdminStaffPage, AdminTermsPage, SettingRow, admin_nav,
-    page_count, render,
+    AdminAccountPage, AdminAuditPage, AdminHomePage, AdminOutboxEmailPage, AdminOutboxPage,
+    AdminPartnerPage, AdminPartnersPage, AdminSettingsPage, AdminStaffPage, AdminTermsPage,
+    SettingRow, admin_nav, page_count, render,
 };
 
 const PER_PAGE: i64 = 50;
@@ -483,6 +483,63 @@ pub async fn publish_terms(
         Err(AppError::Invalid(errors)) => {
             terms_page(&app, &ctx, form.body, errors.get("body").map(str::to_owned)).await
         }
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn account_page(ctx: &Ctx, errors: BTreeMap<String, String>) -> WebResult<Response> {
+    let Some(SignedIn::Staff { staff, .. }) = &ctx.signed_in else {
+        return Err(crate::errors::WebError::Forbidden);
+    };
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page = AdminAccountPage {
+        layout: ctx.layout("Your account", nav(ctx)),
+        staff: staff.clone(),
+        errors,
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+/// A staff member's own account: their details and a password change.
+pub async fn account(ctx: Ctx) -> WebResult<Response> {
+    ctx.authorize(Action::UseConsole)?;
+    account_page(&ctx, BTreeMap::new())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordBody {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+pub async fn change_password(
+    State(app): State<App>,
+    ctx: Ctx,
+    Form(body): Form<PasswordBody>,
+) -> WebResult<Response> {
+    ctx.authorize(Action::UseConsole)?;
+    let token = ctx.session_token.clone().unwrap_or_default();
+    match app
+        .change_password(
+            ctx.who()?,
+            &body.current_password,
+            &body.new_password,
+            &token,
+        )
+        .await
+    {
+        Ok(()) => Ok(flash_redirect(
+            &ctx,
+            "/admin/account",
+            "Your password was changed; other devices were signed out.",
+        )),
+        Err(AppError::Invalid(errors)) => account_page(&ctx, errors.into_map()),
         Err(other) => Err(other.into()),
     }
 }

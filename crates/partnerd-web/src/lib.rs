@@ -67,6 +67,8 @@ pub fn router(app: App) -> Router {
             get(admin::settings).post(admin::save_settings),
         )
         .route("/admin/terms", get(admin::terms).post(admin::publish_terms))
+        .route("/admin/account", get(admin::account))
+        .route("/admin/account/password", post(admin::change_password))
         .fallback(html_not_found)
         .layer(middleware::from_fn_with_state(
             app.clone(),

@@ -78,6 +78,7 @@ pub fn admin_nav(path: &str, admin: bool) -> Vec<NavItem> {
             ("/admin/outbox", "Outbox"),
         ]);
     }
+    items.push(("/admin/account", "Your account"));
     nav(&items, path)
 }
 
@@ -271,6 +272,14 @@ pub struct AdminSettingsPage {
     pub layout: Layout,
     pub rows: Vec<SettingRow>,
     pub has_errors: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_account.html")]
+pub struct AdminAccountPage {
+    pub layout: Layout,
+    pub staff: Staff,
+    pub errors: BTreeMap<String, String>,
 }
 
 #[derive(Template)]

@@ -118,6 +118,8 @@ const PANEL_GET: [u16; 8] = [303, 200, 200, 303, 403, 403, 403, 303];
 const PANEL_FORM: [u16; 8] = [303, 422, 422, 303, 403, 403, 403, 303];
 const CONSOLE_GET: [u16; 8] = [303, 403, 403, 303, 200, 200, 200, 303];
 const ADMIN_GET: [u16; 8] = [303, 403, 403, 303, 403, 403, 200, 303];
+/// Console forms any staff member may post, sent empty: the form comes back with errors.
+const CONSOLE_FORM_INVALID: [u16; 8] = [303, 403, 403, 303, 422, 422, 422, 303];
 /// Admin forms posted empty: the admin gets the form back with its errors.
 const ADMIN_FORM_INVALID: [u16; 8] = [303, 403, 403, 303, 403, 403, 422, 303];
 const ADMIN_FORM_DONE: [u16; 8] = [303, 403, 403, 303, 403, 403, 303, 303];
@@ -227,6 +229,8 @@ const MATRIX: &[Row] = &[
     route("POST", "/admin/settings", ADMIN_FORM_DONE),
     route("GET", "/admin/terms", ADMIN_GET),
     route("POST", "/admin/terms", ADMIN_FORM_INVALID),
+    route("GET", "/admin/account", CONSOLE_GET),
+    route("POST", "/admin/account/password", CONSOLE_FORM_INVALID),
     route("GET", "/healthz", ALL_200),
     route("GET", "/readyz", ALL_200),
     route("GET", "/metrics", ALL_200),

@@ -622,3 +622,60 @@ async fn the_audit_log_and_the_outbox_render_for_admins() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_staff_member_changes_their_password_only_with_the_current_one() {
+    let t = TestApp::sqlite().await;
+    let manager = t.manager("Mona Manager").await;
+    let mut console = t.login_as(&manager).await;
+    let mut other_device = t.login_as(&manager).await;
+    assert_eq!(console.get("/admin/account").await.status, StatusCode::OK);
+
+    let wrong = console
+        .post_form(
+            "/admin/account/password",
+            &[
+                ("current_password", "not it at all"),
+                ("new_password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        wrong.body.contains("current_password-error"),
+        "{}",
+        wrong.body
+    );
+
+    let done = console
+        .post_form(
+            "/admin/account/password",
+            &[
+                ("current_password", &manager.password),
+                ("new_password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (done.status, done.location()),
+        (StatusCode::SEE_OTHER, "/admin/account")
+    );
+    assert_eq!(
+        console.get("/admin").await.status,
+        StatusCode::OK,
+        "this session stays"
+    );
+    assert_eq!(
+        other_device.get("/admin").await.status,
+        StatusCode::SEE_OTHER,
+        "others end"
+    );
+    let mut fresh = t.client();
+    let r = fresh
+        .post_form(
+            "/admin/login",
+            &[("email", &manager.email), ("password", NEW_PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+}
