@@ -671,9 +671,123 @@ def journey_admin_console(b: Browser, base_url: str) -> None:
     expect(b.find("input[name=cookie_days]").prop("value") == "90", "the saved cookie_days is not shown")
 
 
+# A person's desktop browser. Headless Chromium says "HeadlessChrome" in its
+# User-Agent, which partnerd rightly counts as a bot (R-AFF-7: clicks from
+# bots are counted apart and never credited); the journey clicks as a person would.
+PERSON_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
+)
+
+
+def sign_up_partner(b: Browser, base_url: str, name: str, email: str, password: str) -> None:
+    form = 'form[action="/signup"]'
+    b.navigate(base_url + "/signup")
+    b.wait_for(f"{form} input[name=email]")
+    b.fill(f"{form} input[name=name]", name)
+    b.fill(f"{form} input[name=email]", email)
+    b.fill(f"{form} input[name=password]", password)
+    b.check(f"{form} input[name=accept_terms]")
+    b.click_and_wait_for_load(f"{form} button[type=submit]")
+    expect_panel_for(b, name)
+
+
+def journey_campaign_click_report(b: Browser, base_url: str) -> None:
+    """R-AFF-2, R-REP-1, R-REP-2: a partner builds a campaign link (the live preview
+    follows the form), a click on it is recorded before the redirect to the main
+    page, and the UTM report shows it at once; staff see it in the program report."""
+    stamp = int(time.time() * 1000)
+    name = "Campaign Tester"
+    sign_up_partner(b, base_url, name, f"campaigns-{stamp}@example.test", "violet-harbour-lantern-93")
+
+    # 1. The builder: the preview is the server's at first, then follows the typing (panel.js).
+    b.navigate(base_url + "/panel/campaigns")
+    b.wait_for("form#campaign-form input[name=name]")
+    expect(b.text("#preview-slug") == "campaign", f"initial preview slug {b.text('#preview-slug')!r}")
+    b.fill("#name", "Spring Sale")
+    b.click('#trial_days option[value="60"]')
+    b.fill("#custom", "kw-chat")
+    b.wait_until(
+        lambda: b.text("#preview-slug") == "spring-sale-t60",
+        what="the preview slug 'spring-sale-t60'",
+        context=lambda: f"#preview-slug={b.text('#preview-slug')!r}",
+    )
+    preview_link = b.text("#preview-link")
+    expect(preview_link.endswith("/spring-sale-t60") and "/r/" in preview_link, f"preview link {preview_link!r}")
+    landing = b.text("#preview-landing")
+    expect("utm_campaign=spring-sale-t60" in landing and "utm_term=kw-chat" in landing,
+           f"preview landing page {landing!r}")
+    b.screenshot("campaigns-preview.png")
+
+    # 2. Save: back on the page with a flash, the link in the table (copy button shown by JS).
+    b.click_and_wait_for_load('form#campaign-form button[type=submit]')
+    b.wait_for_path("/panel/campaigns")
+    flash = b.wait_for(".alert-success", visible=True)
+    expect("spring-sale-t60" in flash.text, f"the flash does not name the link: {flash.text!r}")
+    links = [el.prop("value") for el in b.find_all("td.link-cell input")]
+    link = next((v for v in links if v and v.endswith("/spring-sale-t60")), None)
+    expect(link, f"the saved link is not listed: {links}")
+    expect(b.find('button[data-copy]').displayed, "the copy button is not shown with JavaScript")
+    b.execute("document.querySelector('#links-title').scrollIntoView({block: 'center'});")
+    b.screenshot("campaigns.png")
+
+    # 3. Follow the link as a person would (a page navigation, as from a clicked link).
+    #    It answers 302 to the program's main page (https://www.example.com/…,
+    #    unreachable here): the click is recorded before the redirect, so only the
+    #    redirect's arrival is awaited, not the page's load. (WebDriver's own "navigate"
+    #    is not used: on the DNS failure chromedriver retries it, which clicks again.)
+    b.cmd("POST", "/goog/cdp/execute",
+          {"cmd": "Network.setUserAgentOverride", "params": {"userAgent": PERSON_USER_AGENT}})
+    link_path = urllib.parse.urlsplit(link).path
+    b.execute("window.location.href = arguments[0];", base_url + link_path)
+    b.wait_until(
+        lambda: "utm_campaign=spring-sale-t60" in b.url,
+        timeout=15,
+        what="the redirect to the landing page with utm_campaign=spring-sale-t60",
+        context=lambda: f"at {b.url}",
+    )
+
+    # 4. The report shows the click at once (R-REP-1), in the row of the campaign.
+    b.navigate(base_url + "/panel/report")
+    b.wait_for("svg.chart[role=img]")
+    cell = 'tr[data-campaign="spring-sale-t60"] td[data-col=clicks]'
+    b.wait_for(cell)
+    expect(b.text(cell) == "1", f"the report shows {b.text(cell)!r} clicks for spring-sale-t60, not 1")
+    row = b.text('tr[data-campaign="spring-sale-t60"]')
+    expect("kw-chat" in row, f"the row lacks its utm_term: {row!r}")
+    csv_href = b.find('a[href^="/panel/report.csv"]').attr("href")
+    expect(csv_href and "from=" in csv_href, f"no CSV export link: {csv_href!r}")
+    b.screenshot("report.png")
+    b.execute("document.querySelector('.report-table').scrollIntoView({block: 'center'});")
+    b.screenshot("report-table.png")
+
+    # 5. Staff see the program-wide report (UTC).
+    password = "reports-journey-passphrase"
+    email = f"reports-{stamp}@journey.test"
+    created = subprocess.run(
+        [CONTEXT["bin"], "admin", "create", "--email", email, "--role", "admin",
+         "--data-dir", CONTEXT["data_dir"]],
+        env=dict(os.environ, PARTNERD_ADMIN_PASSWORD=password), capture_output=True, text=True, timeout=60,
+    )
+    expect(created.returncode == 0, f"partnerd admin create failed: {created.stderr.strip()}")
+    b.click_and_wait_for_load('form[action="/logout"] button[type=submit]')
+    b.navigate(base_url + "/admin/login")
+    b.wait_for("input[name=email]")
+    b.fill("input[name=email]", email)
+    b.fill("input[name=password]", password)
+    b.click_and_wait_for_load("form:has(input[name=password]) button[type=submit]")
+    b.wait_for_path("/admin")
+    b.click_and_wait_for_load('.sidebar-nav a[href="/admin/report"]')
+    b.wait_for_path("/admin/report")
+    expect("Program report" in b.text("h1"), f"the program report's heading is {b.text('h1')!r}")
+    b.wait_for(cell)
+    expect(int(b.text(cell)) >= 1, f"the program report shows {b.text(cell)!r} clicks for spring-sale-t60")
+    b.screenshot("admin-report.png")
+
+
 JOURNEYS: list[Callable[[Browser, str], None]] = [
     journey_signup_login_panel,
     journey_admin_console,  # needs the partner the first journey signs up
+    journey_campaign_click_report,
 ]
 
 

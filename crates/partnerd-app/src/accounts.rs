@@ -225,8 +225,52 @@ impl App {
             ),
         };
         let partner = self.create_partner_with_emails(new).await?;
-        let session = self.start_session(Subject::Partner(partner.id)).await?;
+        let session = self
+            .start_session_from(Subject::Partner(partner.id), Some(network))
+            .await?;
         Ok((partner, session))
+    }
+
+    /// A partner created by the vendor's systems through the API (R-ACC-1): no
+    /// password yet, so they get a link to set one; they accept the Terms at
+    /// their first sign-in (R-ACC-5).
+    pub async fn create_partner_for_api(
+        &self,
+        actor: &str,
+        email: &str,
+        name: &str,
+    ) -> AppResult<Partner> {
+        let mut errors = FieldErrors::new();
+        let email = errors.check("email", Email::parse(email));
+        let profile = PartnerProfile::parse(name, "", "", &mut errors);
+        errors.clone().into_result()?;
+        let (Some(email), Some(profile)) = (email, profile) else {
+            return Err(AppError::Invalid(errors));
+        };
+        let public_id = PublicPartnerId::generate(&mut rand::rngs::OsRng);
+        let new = NewPartner {
+            public_id: public_id.to_string(),
+            email: email.clone(),
+            password_hash: None,
+            profile,
+            terms_version: 0,
+            created_at: self.now(),
+            audit: NewAudit::new(
+                self.now(),
+                actor,
+                "partner.create",
+                format!("partner:{public_id}"),
+            ),
+        };
+        let partner = self.create_partner_with_emails(new).await?;
+        self.send_reset_link(
+            Subject::Partner(partner.id),
+            &partner.name,
+            &email,
+            "Set your password",
+        )
+        .await?;
+        Ok(partner)
     }
 
     /// Creates a partner and queues the welcome and manager emails (R-ACC-2).
@@ -279,6 +323,16 @@ impl App {
 
     /// Starts a session: a fresh random token each time, so signing in rotates it.
     pub async fn start_session(&self, subject: Subject) -> AppResult<NewSessionToken> {
+        self.start_session_from(subject, None).await
+    }
+
+    /// A session that remembers the network (keyed daily hash) it began on, so a
+    /// sign-up from the partner's own network can be held for review (R-AFF-7).
+    pub async fn start_session_from(
+        &self,
+        subject: Subject,
+        network: Option<&str>,
+    ) -> AppResult<NewSessionToken> {
         let token = random_token();
         let csrf_token = random_token();
         let lifetime = match subject {
@@ -289,6 +343,7 @@ impl App {
         self.store
             .create_session(NewSession {
                 token_hash: sha256_hex(&token),
+                network: network.map(str::to_owned),
                 subject,
                 csrf_token: csrf_token.clone(),
                 created_at: self.now(),
@@ -338,7 +393,7 @@ impl App {
         }
         let (subject, _) = subject_and_hash.ok_or(AppError::BadCredentials)?;
         self.store.throttle_clear(&account_key).await?;
-        self.start_session(subject).await
+        self.start_session_from(subject, Some(network)).await
     }
 
     pub async fn log_out(&self, token: &str) -> AppResult<()> {
@@ -627,10 +682,12 @@ impl App {
             "partner.remove",
             format!("partner:{}", partner.id),
         );
-        Ok(self
-            .store
+        self.store
             .remove_partner(partner.id, Removal::Requested, audit, self.now())
-            .await?)
+            .await?;
+        // Tracking stops at once on this node, within CACHE_TTL on the others (R-ACC-3).
+        self.tracking_cache.evict(&partner.public_id);
+        Ok(())
     }
 
     /// R-ACC-3 (b): an admin removes a partner for a violation, citing the reason.
@@ -649,10 +706,13 @@ impl App {
             "partner.remove",
             format!("partner:{partner_id}"),
         );
-        Ok(self
-            .store
+        self.store
             .remove_partner(partner_id, Removal::Violation { reason }, audit, self.now())
-            .await?)
+            .await?;
+        if let Ok(partner) = self.store.get_partner(partner_id).await {
+            self.tracking_cache.evict(&partner.public_id);
+        }
+        Ok(())
     }
 
     /// R-ACC-2: an admin moves a partner to another manager (or none); the new one is told.

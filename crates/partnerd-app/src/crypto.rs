@@ -65,6 +65,14 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
+    /// Keys from known secrets (tests, tools).
+    pub fn from_secrets(network: &str, signing: &str) -> Self {
+        Self {
+            network_key: network.as_bytes().to_vec(),
+            signing_key: signing.as_bytes().to_vec(),
+        }
+    }
+
     pub async fn load(store: &dyn Store) -> AppResult<Self> {
         let network_key = store.secret("network_hash_key", &random_token()).await?;
         let signing_key = store.secret("token_signing_key", &random_token()).await?;

@@ -15,6 +15,9 @@ pub mod crypto;
 pub mod errors;
 pub mod jobs;
 pub mod mail;
+pub mod report;
+pub mod resources;
+pub mod tracking;
 
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use config::Config;
@@ -30,6 +33,11 @@ pub struct App {
     pub mailer: Option<Arc<Mailer>>,
     /// Keys every node shares, loaded from the database at start.
     pub keys: Arc<crypto::Keys>,
+    /// The redirect's read-through cache of partners and settings.
+    pub tracking_cache: Arc<tracking::TrackingCache>,
+    pub click_ids: Arc<tracking::ClickIds>,
+    /// Group commit for clicks.
+    pub click_writer: tracking::ClickWriter,
 }
 
 impl App {
@@ -45,11 +53,14 @@ impl App {
             None => None,
         };
         Ok(Self {
+            click_writer: tracking::ClickWriter::start(store.clone()),
             store,
             clock,
             config: Arc::new(config),
             mailer,
             keys: Arc::new(keys),
+            tracking_cache: Arc::default(),
+            click_ids: Arc::default(),
         })
     }
 

@@ -14,6 +14,7 @@ pub mod password;
 pub mod policy;
 pub mod settings;
 pub mod time;
+pub mod tracking;
 
 pub use account::{PartnerProfile, Role, StaffRole};
 pub use email::Email;

@@ -226,6 +226,49 @@ pub trait Store: Send + Sync + 'static {
     /// The secret `name`, stored as `candidate` if none exists yet (first node wins).
     async fn secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
 
+    // --- tracking (R-AFF-1..7, R-REP-1..2) -------------------------------------------
+    async fn create_campaign(
+        &self,
+        campaign: NewCampaign,
+        audit: NewAudit,
+    ) -> StoreResult<Campaign>;
+    async fn list_campaigns(&self, partner_id: i64) -> StoreResult<Vec<Campaign>>;
+    /// A partner with every campaign, for the redirect's cache; by public id.
+    async fn tracking_partner(&self, public_id: &str) -> StoreResult<Option<TrackingPartner>>;
+    /// Records a batch of clicks and their report counters in one transaction
+    /// (the redirect's group commit).
+    async fn record_clicks(&self, clicks: &[NewClick]) -> StoreResult<()>;
+    async fn get_click(&self, id: i64) -> StoreResult<Option<Click>>;
+    /// Whether the partner signed in from `network` (a keyed daily hash).
+    async fn partner_used_network(&self, partner_id: i64, network: &str) -> StoreResult<bool>;
+    /// Records a sign-up once per customer: returns the stored one and whether this
+    /// call created it. A credited sign-up counts in the report.
+    async fn record_signup(&self, signup: NewSignup) -> StoreResult<(Signup, bool)>;
+    async fn find_signup(&self, customer_id: &str) -> StoreResult<Option<Signup>>;
+    /// The UTM report's rows (R-REP-2) over a range of hours.
+    async fn report_rows(&self, range: ReportRange) -> StoreResult<Vec<ReportRow>>;
+    /// The same figures per hour, for the chart.
+    async fn report_hours(&self, range: ReportRange) -> StoreResult<Vec<ReportHour>>;
+
+    // --- marketing resources (R-RES-1) ----------------------------------------------
+    async fn create_resource(
+        &self,
+        resource: NewResource,
+        audit: NewAudit,
+    ) -> StoreResult<Resource>;
+    /// Resources newest first; archived ones only when asked.
+    async fn list_resources(&self, include_archived: bool) -> StoreResult<Vec<Resource>>;
+    async fn get_resource(&self, id: i64) -> StoreResult<Option<Resource>>;
+    /// An image's bytes (none for widgets or archived resources).
+    async fn resource_file(&self, id: i64) -> StoreResult<Option<ResourceFile>>;
+    async fn archive_resource(&self, id: i64, audit: NewAudit, now: Timestamp) -> StoreResult<()>;
+    async fn record_download(
+        &self,
+        resource_id: i64,
+        partner_id: i64,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+
     /// Deletes what has expired by `now`: sessions, reset links, throttle windows older
     /// than a day. Returns how many rows went.
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64>;

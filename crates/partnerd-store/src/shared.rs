@@ -610,8 +610,8 @@ macro_rules! shared_store {
 
             async fn create_session(&self, session: $crate::NewSession) -> $crate::StoreResult<()> {
                 sqlx::query(
-                    "insert into sessions (token_hash, subject_kind, subject_id, csrf_token, created_at, expires_at) \
-                     values ($1, $2, $3, $4, $5, $6)",
+                    "insert into sessions (token_hash, subject_kind, subject_id, csrf_token, created_at, expires_at, network) \
+                     values ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&session.token_hash)
                 .bind(session.subject.kind())
@@ -619,6 +619,7 @@ macro_rules! shared_store {
                 .bind(&session.csrf_token)
                 .bind(session.created_at.millis())
                 .bind(session.expires_at.millis())
+                .bind(&session.network)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -987,6 +988,339 @@ macro_rules! shared_store {
                     .await?;
                 tx.commit().await?;
                 Ok(value)
+            }
+
+            async fn create_campaign(&self, new: $crate::NewCampaign, audit: $crate::NewAudit) -> $crate::StoreResult<$crate::Campaign> {
+                let mut tx = self.write().await?;
+                let campaign: $crate::Campaign = sqlx::query_as(
+                    "insert into campaigns (partner_id, name, slug, trial_days, discount_percent, custom, landing_url, created_at) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     returning id, partner_id, name, slug, trial_days, discount_percent, custom, landing_url, created_at",
+                )
+                .bind(new.partner_id)
+                .bind(&new.name)
+                .bind(&new.slug)
+                .bind(new.trial_days)
+                .bind(new.discount_percent)
+                .bind(&new.custom)
+                .bind(&new.landing_url)
+                .bind(new.created_at.millis())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| $crate::shared::on_unique(e, "name"))?;
+                let audit = audit.before_after(None, Some(serde_json::json!({ "campaign": campaign.id, "slug": campaign.slug })));
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(campaign)
+            }
+
+            async fn list_campaigns(&self, partner_id: i64) -> $crate::StoreResult<Vec<$crate::Campaign>> {
+                Ok(sqlx::query_as(
+                    "select id, partner_id, name, slug, trial_days, discount_percent, custom, landing_url, created_at \
+                     from campaigns where partner_id = $1 order by created_at desc, id desc",
+                )
+                .bind(partner_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn tracking_partner(&self, public_id: &str) -> $crate::StoreResult<Option<$crate::TrackingPartner>> {
+                let sql = format!("select {} from partners where public_id = $1", $crate::shared::PARTNER_COLUMNS);
+                let Some(partner): Option<$crate::Partner> = sqlx::query_as(&sql).bind(public_id).fetch_optional(&self.pool).await? else {
+                    return Ok(None);
+                };
+                let campaigns = self.list_campaigns(partner.id).await?;
+                Ok(Some($crate::TrackingPartner { partner, campaigns }))
+            }
+
+            async fn record_clicks(&self, clicks: &[$crate::NewClick]) -> $crate::StoreResult<()> {
+                use std::collections::BTreeMap;
+                if clicks.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.write().await?;
+                // Chunks keep each statement under both engines' bind-parameter limits.
+                for chunk in clicks.chunks(1000) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "insert into clicks (id, partner_id, campaign_id, at, utm_term, sub1, sub2, sub3, sub4, sub5, \
+                         referrer_host, agent, network, visitor, own_session) ",
+                    );
+                    insert.push_values(chunk, |mut row, click| {
+                        row.push_bind(click.id)
+                            .push_bind(click.partner_id)
+                            .push_bind(click.campaign_id)
+                            .push_bind(click.at.millis())
+                            .push_bind(click.utm_term.clone());
+                        for sub in &click.subs {
+                            row.push_bind(sub.clone());
+                        }
+                        row.push_bind(click.referrer_host.clone())
+                            .push_bind(click.agent)
+                            .push_bind(click.network.clone())
+                            .push_bind(click.visitor.clone())
+                            .push_bind(i64::from(click.own_session));
+                    });
+                    insert.build().execute(&mut *tx).await?;
+                }
+                // Counters: summed in memory first, so each report row is written once.
+                type Key = (i64, i64, i64, String);
+                let key = |c: &$crate::NewClick| -> Key {
+                    (c.at.millis().div_euclid(3_600_000), c.partner_id, c.campaign_id.unwrap_or(0), c.utm_term.clone().unwrap_or_default())
+                };
+                let mut counters: BTreeMap<Key, [i64; 3]> = BTreeMap::new();
+                let mut first_hour: BTreeMap<(i64, i64, i64, String, String), i64> = BTreeMap::new();
+                for click in clicks {
+                    let k = key(click);
+                    let entry = counters.entry(k.clone()).or_default();
+                    if click.agent == "bot" {
+                        entry[1] += 1;
+                    } else {
+                        entry[0] += 1;
+                        let day = click.at.millis().div_euclid(86_400_000);
+                        first_hour.entry((day, k.1, k.2, k.3.clone(), click.visitor.clone())).or_insert(k.0);
+                    }
+                }
+                // Unique visitors per day: the visitor counts in the hour they first came.
+                let visitors: Vec<_> = first_hour.into_iter().collect();
+                for chunk in visitors.chunks(1000) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "insert into report_visitors (day, partner_id, campaign_id, utm_term, visitor) ",
+                    );
+                    insert.push_values(chunk, |mut row, ((day, partner, campaign, term, visitor), _)| {
+                        row.push_bind(*day).push_bind(*partner).push_bind(*campaign).push_bind(term.clone()).push_bind(visitor.clone());
+                    });
+                    insert.push(" on conflict do nothing returning day, partner_id, campaign_id, utm_term, visitor");
+                    let new: Vec<(i64, i64, i64, String, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+                    let hours: BTreeMap<_, _> = chunk.iter().cloned().collect();
+                    for visitor in new {
+                        if let Some(hour) = hours.get(&visitor) {
+                            counters.entry((*hour, visitor.1, visitor.2, visitor.3.clone())).or_default()[2] += 1;
+                        }
+                    }
+                }
+                let counters: Vec<_> = counters.into_iter().collect();
+                for chunk in counters.chunks(1000) {
+                    let mut upsert = sqlx::QueryBuilder::<$db>::new(
+                        "insert into report_rollups (hour, partner_id, campaign_id, utm_term, clicks, bot_clicks, unique_visitors) ",
+                    );
+                    upsert.push_values(chunk, |mut row, ((hour, partner, campaign, term), [browser, bot, unique])| {
+                        row.push_bind(*hour)
+                            .push_bind(*partner)
+                            .push_bind(*campaign)
+                            .push_bind(term.clone())
+                            .push_bind(*browser)
+                            .push_bind(*bot)
+                            .push_bind(*unique);
+                    });
+                    upsert.push(
+                        " on conflict (hour, partner_id, campaign_id, utm_term) do update set \
+                         clicks = report_rollups.clicks + excluded.clicks, \
+                         bot_clicks = report_rollups.bot_clicks + excluded.bot_clicks, \
+                         unique_visitors = report_rollups.unique_visitors + excluded.unique_visitors",
+                    );
+                    upsert.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_click(&self, id: i64) -> $crate::StoreResult<Option<$crate::Click>> {
+                Ok(sqlx::query_as(
+                    "select id, partner_id, campaign_id, at, utm_term, agent, network, own_session from clicks where id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn partner_used_network(&self, partner_id: i64, network: &str) -> $crate::StoreResult<bool> {
+                let row: Option<(i64,)> = sqlx::query_as(
+                    "select cast(1 as bigint) from sessions where subject_kind = 'partner' and subject_id = $1 and network = $2 limit 1",
+                )
+                .bind(partner_id)
+                .bind(network)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.is_some())
+            }
+
+            async fn record_signup(&self, new: $crate::NewSignup) -> $crate::StoreResult<($crate::Signup, bool)> {
+                const COLUMNS: &str = "id, customer_id, partner_id, referred_partner_id, campaign_id, click_id, utm_campaign, \
+                                       utm_term, trial_days, discount_percent, reason, review, commission_rate, created_at";
+                let mut tx = self.write().await?;
+                let select = format!("select {COLUMNS} from signups where customer_id = $1");
+                if let Some(existing) = sqlx::query_as::<_, $crate::Signup>(&select).bind(&new.customer_id).fetch_optional(&mut *tx).await? {
+                    return Ok((existing, false));
+                }
+                let insert = format!(
+                    "insert into signups (customer_id, partner_id, referred_partner_id, campaign_id, click_id, utm_campaign, utm_term, \
+                     trial_days, discount_percent, reason, review, commission_rate, created_at) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) returning {COLUMNS}"
+                );
+                let inserted = sqlx::query_as::<_, $crate::Signup>(&insert)
+                    .bind(&new.customer_id)
+                    .bind(new.partner_id)
+                    .bind(new.referred_partner_id)
+                    .bind(new.campaign_id)
+                    .bind(new.click_id)
+                    .bind(&new.utm_campaign)
+                    .bind(&new.utm_term)
+                    .bind(new.trial_days)
+                    .bind(new.discount_percent)
+                    .bind(&new.reason)
+                    .bind(i64::from(new.review))
+                    .bind(new.commission_rate)
+                    .bind(new.created_at.millis())
+                    .fetch_one(&mut *tx)
+                    .await;
+                let signup = match inserted {
+                    Ok(signup) => signup,
+                    // Another node recorded the same customer a moment ago: answer as it did.
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                        drop(tx);
+                        let existing = sqlx::query_as::<_, $crate::Signup>(&select).bind(&new.customer_id).fetch_one(&self.pool).await?;
+                        return Ok((existing, false));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if let Some(partner_id) = signup.partner_id {
+                    sqlx::query(
+                        "insert into report_rollups (hour, partner_id, campaign_id, utm_term, signups) values ($1, $2, $3, $4, 1) \
+                         on conflict (hour, partner_id, campaign_id, utm_term) do update set signups = report_rollups.signups + 1",
+                    )
+                    .bind(new.created_at.millis().div_euclid(3_600_000))
+                    .bind(partner_id)
+                    .bind(signup.campaign_id.unwrap_or(0))
+                    .bind(signup.utm_term.clone().unwrap_or_default())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok((signup, true))
+            }
+
+            async fn find_signup(&self, customer_id: &str) -> $crate::StoreResult<Option<$crate::Signup>> {
+                Ok(sqlx::query_as(
+                    "select id, customer_id, partner_id, referred_partner_id, campaign_id, click_id, utm_campaign, utm_term, \
+                     trial_days, discount_percent, reason, review, commission_rate, created_at from signups where customer_id = $1",
+                )
+                .bind(customer_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn report_rows(&self, range: $crate::ReportRange) -> $crate::StoreResult<Vec<$crate::ReportRow>> {
+                Ok(sqlx::query_as(
+                    "select coalesce(c.slug, 'default_link') as utm_campaign, r.utm_term, \
+                       cast(sum(r.clicks) as bigint) as clicks, cast(sum(r.bot_clicks) as bigint) as bot_clicks, \
+                       cast(sum(r.unique_visitors) as bigint) as unique_visitors, cast(sum(r.signups) as bigint) as signups \
+                     from report_rollups r left join campaigns c on c.id = r.campaign_id \
+                     where r.hour >= $2 and r.hour < $3 and ($1 is null or r.partner_id = $1) \
+                     group by coalesce(c.slug, 'default_link'), r.utm_term \
+                     order by clicks desc, utm_campaign, r.utm_term",
+                )
+                .bind(range.partner_id)
+                .bind(range.from_hour)
+                .bind(range.to_hour)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn report_hours(&self, range: $crate::ReportRange) -> $crate::StoreResult<Vec<$crate::ReportHour>> {
+                Ok(sqlx::query_as(
+                    "select hour, cast(sum(clicks) as bigint) as clicks, cast(sum(bot_clicks) as bigint) as bot_clicks, \
+                       cast(sum(unique_visitors) as bigint) as unique_visitors, cast(sum(signups) as bigint) as signups \
+                     from report_rollups where hour >= $2 and hour < $3 and ($1 is null or partner_id = $1) \
+                     group by hour order by hour",
+                )
+                .bind(range.partner_id)
+                .bind(range.from_hour)
+                .bind(range.to_hour)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn create_resource(&self, new: $crate::NewResource, audit: $crate::NewAudit) -> $crate::StoreResult<$crate::Resource> {
+                let mut tx = self.write().await?;
+                let (content_type, data, file_name, width, height) = match new.image {
+                    Some((t, d, f, w, h)) => (Some(t), Some(d), Some(f), Some(w), Some(h)),
+                    None => (None, None, None, None, None),
+                };
+                let (id,): (i64,) = sqlx::query_as(
+                    "insert into resources (kind, title, content_type, data, file_name, width, height, html, created_at) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id",
+                )
+                .bind(&new.kind)
+                .bind(&new.title)
+                .bind(content_type)
+                .bind(data)
+                .bind(file_name)
+                .bind(width)
+                .bind(height)
+                .bind(&new.html)
+                .bind(new.created_at.millis())
+                .fetch_one(&mut *tx)
+                .await?;
+                let audit = audit.before_after(None, Some(serde_json::json!({ "resource": id, "kind": new.kind, "title": new.title })));
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                self.get_resource(id).await?.ok_or($crate::StoreError::NotFound)
+            }
+
+            async fn list_resources(&self, include_archived: bool) -> $crate::StoreResult<Vec<$crate::Resource>> {
+                Ok(sqlx::query_as(
+                    "select r.id, r.kind, r.title, r.content_type, r.file_name, r.width, r.height, r.html, r.created_at, r.archived_at, \
+                       (select count(*) from resource_downloads d where d.resource_id = r.id) as downloads \
+                     from resources r where ($1 = 1 or r.archived_at is null) order by r.created_at desc, r.id desc",
+                )
+                .bind(i64::from(include_archived))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn get_resource(&self, id: i64) -> $crate::StoreResult<Option<$crate::Resource>> {
+                Ok(sqlx::query_as(
+                    "select r.id, r.kind, r.title, r.content_type, r.file_name, r.width, r.height, r.html, r.created_at, r.archived_at, \
+                       (select count(*) from resource_downloads d where d.resource_id = r.id) as downloads \
+                     from resources r where r.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn resource_file(&self, id: i64) -> $crate::StoreResult<Option<$crate::ResourceFile>> {
+                Ok(sqlx::query_as(
+                    "select content_type, file_name, data from resources where id = $1 and data is not null and archived_at is null",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn archive_resource(&self, id: i64, audit: $crate::NewAudit, now: partnerd_domain::Timestamp) -> $crate::StoreResult<()> {
+                let mut tx = self.write().await?;
+                let done = sqlx::query("update resources set archived_at = $1 where id = $2 and archived_at is null")
+                    .bind(now.millis())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound);
+                }
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn record_download(&self, resource_id: i64, partner_id: i64, at: partnerd_domain::Timestamp) -> $crate::StoreResult<()> {
+                sqlx::query("insert into resource_downloads (resource_id, partner_id, at) values ($1, $2, $3)")
+                    .bind(resource_id)
+                    .bind(partner_id)
+                    .bind(at.millis())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn purge_expired(&self, now: partnerd_domain::Timestamp) -> $crate::StoreResult<u64> {

@@ -236,6 +236,8 @@ impl Staff {
 pub struct NewSession {
     pub token_hash: String,
     pub subject: Subject,
+    /// Keyed daily hash of the network signed in from (R-AFF-7 checks).
+    pub network: Option<String>,
     pub csrf_token: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
@@ -303,4 +305,168 @@ pub enum JobOutcome {
         error: String,
         retry_at: Timestamp,
     },
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCampaign {
+    pub partner_id: i64,
+    pub name: String,
+    pub slug: String,
+    pub trial_days: Option<i64>,
+    pub discount_percent: Option<i64>,
+    pub custom: Option<String>,
+    pub landing_url: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// R-AFF-2: a saved link.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct Campaign {
+    pub id: i64,
+    pub partner_id: i64,
+    pub name: String,
+    pub slug: String,
+    pub trial_days: Option<i64>,
+    pub discount_percent: Option<i64>,
+    pub custom: Option<String>,
+    pub landing_url: Option<String>,
+    pub created_at: i64,
+}
+
+/// What the redirect needs about a partner, loaded once into its cache.
+#[derive(Debug, Clone)]
+pub struct TrackingPartner {
+    pub partner: Partner,
+    pub campaigns: Vec<Campaign>,
+}
+
+/// One click, as the redirect records it.
+#[derive(Debug, Clone)]
+pub struct NewClick {
+    /// Time-ordered, made by the caller (see `partnerd_app::tracking::ClickIds`).
+    pub id: i64,
+    pub partner_id: i64,
+    pub campaign_id: Option<i64>,
+    pub at: Timestamp,
+    pub utm_term: Option<String>,
+    pub subs: [Option<String>; 5],
+    pub referrer_host: Option<String>,
+    /// `browser` or `bot`.
+    pub agent: &'static str,
+    pub network: String,
+    pub visitor: String,
+    pub own_session: bool,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Click {
+    pub id: i64,
+    pub partner_id: i64,
+    pub campaign_id: Option<i64>,
+    pub at: i64,
+    pub utm_term: Option<String>,
+    pub agent: String,
+    pub network: String,
+    pub own_session: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSignup {
+    pub customer_id: String,
+    pub partner_id: Option<i64>,
+    pub referred_partner_id: Option<i64>,
+    pub campaign_id: Option<i64>,
+    pub click_id: Option<i64>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub trial_days: Option<i64>,
+    pub discount_percent: Option<i64>,
+    pub reason: String,
+    pub review: bool,
+    pub commission_rate: Option<i64>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Signup {
+    pub id: i64,
+    pub customer_id: String,
+    pub partner_id: Option<i64>,
+    pub referred_partner_id: Option<i64>,
+    pub campaign_id: Option<i64>,
+    pub click_id: Option<i64>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub trial_days: Option<i64>,
+    pub discount_percent: Option<i64>,
+    pub reason: String,
+    pub review: i64,
+    pub commission_rate: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A report's range: UTC hours since the epoch, `to_hour` excluded.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportRange {
+    /// One partner, or the whole program.
+    pub partner_id: Option<i64>,
+    pub from_hour: i64,
+    pub to_hour: i64,
+}
+
+/// One row of the UTM report (R-REP-2), summed over the range.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct ReportRow {
+    pub utm_campaign: String,
+    pub utm_term: String,
+    pub clicks: i64,
+    pub bot_clicks: i64,
+    pub unique_visitors: i64,
+    pub signups: i64,
+}
+
+/// The report's figures for one UTC hour, for charts.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct ReportHour {
+    pub hour: i64,
+    pub clicks: i64,
+    pub bot_clicks: i64,
+    pub unique_visitors: i64,
+    pub signups: i64,
+}
+
+/// R-RES-1: a banner, logo or widget to upload.
+#[derive(Debug, Clone)]
+pub struct NewResource {
+    pub kind: String,
+    pub title: String,
+    /// Images: (content type, bytes, file name, width, height).
+    pub image: Option<(String, Vec<u8>, String, i64, i64)>,
+    /// Widgets: HTML with `{{link}}` where the partner's link goes.
+    pub html: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// A resource without its bytes, with how often partners downloaded it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Resource {
+    pub id: i64,
+    pub kind: String,
+    pub title: String,
+    pub content_type: Option<String>,
+    pub file_name: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub html: Option<String>,
+    pub created_at: i64,
+    pub archived_at: Option<i64>,
+    pub downloads: i64,
+}
+
+/// An image's bytes, for serving.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ResourceFile {
+    pub content_type: String,
+    pub file_name: String,
+    pub data: Vec<u8>,
 }

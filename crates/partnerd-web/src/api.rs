@@ -1,14 +1,13 @@
 //! The integration API (`/api/v1`): JSON in and out, bearer API keys.
 //!
-//! This issue lays the surface: authentication, the error shapes of
-//! CONTRACT.md and the OpenAPI document. The endpoints arrive with the
-//! tracking and money issues.
+//! Paths, fields and statuses are fixed in CONTRACT.md. Every body is parsed
+//! strictly (unknown fields refused) and validated before anything is written.
 
-use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use partnerd_app::App;
 use partnerd_domain::FieldErrors;
 use partnerd_domain::policy::{Action, Actor, authorize};
@@ -65,7 +64,11 @@ pub async fn require_key(State(app): State<App>, mut request: Request, next: Nex
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                .map(|_| &v[7..])
+        })
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 200);
     let actor = match key {
@@ -89,6 +92,269 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound
 }
 
+impl From<partnerd_app::AppError> for ApiError {
+    fn from(err: partnerd_app::AppError) -> Self {
+        use partnerd_app::AppError;
+        match err {
+            AppError::Invalid(fields) => Self::Invalid(fields),
+            AppError::NotFound => Self::NotFound,
+            AppError::Conflict(message) => Self::Invalid(FieldErrors::single("request", message)),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A JSON body parsed strictly: a syntax error, a missing or unknown field or a
+/// wrong type answers 422 naming the field.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|_| {
+                ApiError::Invalid(FieldErrors::single("body", "is too large or unreadable"))
+            })?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize(&mut deserializer) {
+            Ok(value) => Ok(Self(value)),
+            Err(err) => {
+                let path = err.path().to_string();
+                let inner = err.into_inner();
+                let message = inner.to_string();
+                let field = if let Some(rest) = message.strip_prefix("missing field `") {
+                    rest.split('`').next().unwrap_or("body").to_owned()
+                } else if let Some(rest) = message.strip_prefix("unknown field `") {
+                    rest.split('`').next().unwrap_or("body").to_owned()
+                } else if path == "." || path == "?" || path.is_empty() {
+                    "body".to_owned()
+                } else {
+                    path
+                };
+                let reason = if message.starts_with("missing field") {
+                    "is required".to_owned()
+                } else if message.starts_with("unknown field") {
+                    "is not a field of this request".to_owned()
+                } else {
+                    // serde's text says what was expected; the position is of no use here.
+                    message
+                        .split(" at line ")
+                        .next()
+                        .unwrap_or(&message)
+                        .to_owned()
+                };
+                Err(ApiError::Invalid(FieldErrors::single(&field, reason)))
+            }
+        }
+    }
+}
+
+/// A partner by public id, for `/partners/{id}/…`; removed partners are gone.
+async fn partner_by_id(app: &App, public_id: &str) -> Result<partnerd_store::Partner, ApiError> {
+    if partnerd_domain::PublicPartnerId::parse(public_id).is_none() {
+        return Err(ApiError::NotFound);
+    }
+    match app.store.find_partner_by_public_id(public_id).await {
+        Ok(Some(p)) if !p.is_removed() => Ok(p),
+        Ok(_) => Err(ApiError::NotFound),
+        Err(err) => Err(ApiError::Internal(err.to_string())),
+    }
+}
+
+fn actor(caller: &ApiCaller) -> String {
+    format!("api-key:{}", caller.key_id)
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPartnerBody {
+    email: String,
+    name: String,
+}
+
+/// `POST /partners` → `201 {id, referral_link}` (R-ACC-1, R-AFF-1).
+pub async fn create_partner(
+    State(app): State<App>,
+    Extension(caller): Extension<ApiCaller>,
+    ApiJson(body): ApiJson<NewPartnerBody>,
+) -> Result<Response, ApiError> {
+    let partner = app
+        .create_partner_for_api(&actor(&caller), &body.email, &body.name)
+        .await?;
+    let link = app.referral_link(&partner.public_id, None);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": partner.public_id, "referral_link": link })),
+    )
+        .into_response())
+}
+
+/// `POST /partners/{id}/campaigns` → `201 {id, slug, link}` (R-AFF-2, R-AFF-5).
+pub async fn create_campaign(
+    State(app): State<App>,
+    Extension(caller): Extension<ApiCaller>,
+    Path(public_id): Path<String>,
+    ApiJson(body): ApiJson<partnerd_app::tracking::CampaignInput>,
+) -> Result<Response, ApiError> {
+    let partner = partner_by_id(&app, &public_id).await?;
+    let campaign = app
+        .create_campaign(&actor(&caller), partner.id, &body)
+        .await?;
+    let link = app.referral_link(&partner.public_id, Some(&campaign));
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": campaign.id, "slug": campaign.slug, "link": link })),
+    )
+        .into_response())
+}
+
+async fn signup_json(
+    app: &App,
+    signup: &partnerd_store::Signup,
+) -> Result<serde_json::Value, ApiError> {
+    let internal = |e: partnerd_store::StoreError| ApiError::Internal(e.to_string());
+    let partner = match signup.partner_id.or(signup.referred_partner_id) {
+        Some(id) => Some(app.store.get_partner(id).await.map_err(internal)?),
+        None => None,
+    };
+    let campaign = match (signup.campaign_id, &partner) {
+        (Some(id), Some(p)) => app
+            .store
+            .list_campaigns(p.id)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .find(|c| c.id == id),
+        _ => None,
+    };
+    let credited = signup.partner_id.is_some();
+    Ok(json!({
+        "customer_id": signup.customer_id,
+        "partner_id": if credited { partner.as_ref().map(|p| p.public_id.clone()) } else { None },
+        "referred_partner_id": partner.as_ref().map(|p| p.public_id.clone()),
+        "credited": credited,
+        "campaign": campaign.as_ref().map(|c| c.name.clone()),
+        "utm_campaign": signup.utm_campaign,
+        "utm_term": signup.utm_term,
+        "trial_days": signup.trial_days,
+        "discount_percent": signup.discount_percent,
+        "reason": signup.reason,
+        "review": signup.review != 0,
+    }))
+}
+
+/// `POST /signups` (R-AFF-4, R-AFF-6, R-AFF-7): `201` when recorded, `200`
+/// with the same answer on a replay of the same `customer_id`.
+pub async fn record_signup(
+    State(app): State<App>,
+    ApiJson(body): ApiJson<partnerd_app::tracking::SignupReport>,
+) -> Result<Response, ApiError> {
+    let (signup, created) = app.record_signup(&body).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(signup_json(&app, &signup).await?)).into_response())
+}
+
+fn explain(reason: &str) -> &'static str {
+    match reason {
+        "last_click" => {
+            "Credited to the partner whose link was clicked last, within the cookie window."
+        }
+        "partner_id" => "Credited to the partner whose id the vendor passed.",
+        "expired" => "Not credited: the last click was older than the cookie window.",
+        "self_referral" => {
+            "Not credited: the partner referred themselves (own email or own signed-in browser)."
+        }
+        "removed_partner" => "Not credited: the partner was removed from the program.",
+        "bot" => "Not credited: the click came from a crawler or link preview.",
+        "no_click" => "Not credited: no referral was given.",
+        "invalid_token" => {
+            "Not credited: the referral token was malformed or not signed by this program."
+        }
+        "unknown_partner" => "Not credited: the referral names no partner.",
+        _ => "",
+    }
+}
+
+/// `GET /customers/{customer_id}/attribution`: which partner and click, or why not.
+pub async fn attribution(
+    State(app): State<App>,
+    Path(customer_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let signup = app
+        .store
+        .find_signup(&customer_id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or(ApiError::NotFound)?;
+    let mut body = signup_json(&app, &signup).await?;
+    let click = match signup.click_id {
+        Some(id) => app
+            .store
+            .get_click(id)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        None => None,
+    };
+    body["click"] = click.map_or(
+        serde_json::Value::Null,
+        |c| json!({ "id": c.id, "at": c.at, "agent": c.agent }),
+    );
+    body["explanation"] = json!(explain(&signup.reason));
+    body["recorded_at"] = json!(signup.created_at);
+    Ok(Json(body).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /partners/{id}/report?from=&to=` (R-REP-2), dates in the partner's time zone.
+pub async fn report(
+    State(app): State<App>,
+    Path(public_id): Path<String>,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::Invalid(FieldErrors::single("query", e.body_text())))?;
+    let partner = partner_by_id(&app, &public_id).await?;
+    let report = app
+        .report(
+            Some(partner.id),
+            &partner.time_zone,
+            query.from.as_deref(),
+            query.to.as_deref(),
+        )
+        .await?;
+    Ok(Json(report).into_response())
+}
+
+fn body(schema: serde_json::Value) -> serde_json::Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
+fn id_param(name: &str) -> serde_json::Value {
+    json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } })
+}
+
+/// The success answer plus the error answers every call shares.
+fn responses(status: &str, description: &str, schema: serde_json::Value) -> serde_json::Value {
+    json!({
+        status: { "description": description, "content": { "application/json": { "schema": schema } } },
+        "401": { "$ref": "#/components/responses/Unauthorized" },
+        "404": { "description": "No such partner or customer" },
+        "422": { "$ref": "#/components/responses/Invalid" }
+    })
+}
+
 /// The OpenAPI 3.1 document of the API; public.
 pub async fn openapi(State(app): State<App>) -> Response {
     Json(json!({
@@ -103,6 +369,22 @@ pub async fn openapi(State(app): State<App>) -> Response {
         "components": {
             "securitySchemes": { "apiKey": { "type": "http", "scheme": "bearer", "description": "Created with `partnerd api-key create --name NAME`." } },
             "schemas": {
+                "Attribution": { "type": "object", "properties": {
+                    "customer_id": { "type": "string" },
+                    "partner_id": { "type": ["string", "null"], "description": "The credited partner; null when not credited" },
+                    "referred_partner_id": { "type": ["string", "null"] },
+                    "credited": { "type": "boolean" },
+                    "campaign": { "type": ["string", "null"] },
+                    "utm_campaign": { "type": ["string", "null"] }, "utm_term": { "type": ["string", "null"] },
+                    "trial_days": { "type": ["integer", "null"] }, "discount_percent": { "type": ["integer", "null"] },
+                    "reason": { "type": "string", "enum": ["last_click", "partner_id", "expired", "self_referral", "removed_partner", "bot", "no_click", "invalid_token", "unknown_partner"] },
+                    "review": { "type": "boolean", "description": "Credited but shares the partner's network: held for review (R-AFF-7)" } } },
+                "ReportRow": { "type": "object", "properties": {
+                    "utm_campaign": { "type": "string" }, "utm_term": { "type": "string" },
+                    "clicks": { "type": "integer" }, "bot_clicks": { "type": "integer" }, "unique_visitors": { "type": "integer" },
+                    "signups": { "type": "integer" }, "customers": { "type": "integer" },
+                    "revenue": { "type": "integer", "description": "Minor units" }, "commission": { "type": "integer", "description": "Minor units" },
+                    "currency": { "type": "string" } } },
                 "Error": { "type": "object", "required": ["error"], "properties": {
                     "error": { "type": "string" },
                     "fields": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Each invalid field with its reason (422 only)." }
@@ -113,7 +395,49 @@ pub async fn openapi(State(app): State<App>) -> Response {
                 "Invalid": { "description": "Validation failed; nothing was written", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
             }
         },
-        "paths": {}
+        "paths": {
+            "/partners": { "post": {
+                "summary": "Create a partner (R-ACC-1); they get an email to set a password",
+                "requestBody": body(json!({ "type": "object", "additionalProperties": false, "required": ["email", "name"],
+                    "properties": { "email": { "type": "string", "format": "email" }, "name": { "type": "string", "maxLength": 100 } } })),
+                "responses": responses("201", "The partner", json!({ "type": "object", "properties": {
+                    "id": { "type": "string", "description": "Public partner id, as in /r/{id}" }, "referral_link": { "type": "string" } } }))
+            } },
+            "/partners/{id}/campaigns": { "post": {
+                "summary": "Build a campaign link (R-AFF-2, R-AFF-5)",
+                "parameters": [id_param("id")],
+                "requestBody": body(json!({ "type": "object", "additionalProperties": false, "required": ["name"], "properties": {
+                    "name": { "type": "string", "maxLength": 80 },
+                    "trial_days": { "type": "integer", "description": "One of the program's trial options" },
+                    "discount_percent": { "type": "integer", "description": "One of the program's discount options" },
+                    "custom": { "type": "string", "maxLength": 100, "description": "The default utm_term" },
+                    "landing_url": { "type": "string", "description": "On the program's allowed landing domains" } } })),
+                "responses": responses("201", "The campaign", json!({ "type": "object", "properties": {
+                    "id": { "type": "integer" }, "slug": { "type": "string" }, "link": { "type": "string" } } }))
+            } },
+            "/signups": { "post": {
+                "summary": "Report a sign-up; returns its attribution (R-AFF-4, R-AFF-6, R-AFF-7). Idempotent on customer_id: 201 first, 200 on replays",
+                "requestBody": body(json!({ "type": "object", "additionalProperties": false, "required": ["customer_id"], "properties": {
+                    "customer_id": { "type": "string", "maxLength": 200 }, "email": { "type": "string", "format": "email" },
+                    "referral": { "type": "string", "description": "The referral token, or a bare partner id" } } })),
+                "responses": responses("201", "The attribution", json!({ "$ref": "#/components/schemas/Attribution" }))
+            } },
+            "/customers/{customer_id}/attribution": { "get": {
+                "summary": "Which partner and click a customer is credited to, or why not",
+                "parameters": [id_param("customer_id")],
+                "responses": responses("200", "The attribution", json!({ "$ref": "#/components/schemas/Attribution" }))
+            } },
+            "/partners/{id}/report": { "get": {
+                "summary": "The UTM performance report (R-REP-2), dates in the partner's time zone; the last 30 days by default",
+                "parameters": [id_param("id"),
+                    { "name": "from", "in": "query", "schema": { "type": "string", "format": "date" } },
+                    { "name": "to", "in": "query", "schema": { "type": "string", "format": "date" } }],
+                "responses": responses("200", "The report", json!({ "type": "object", "properties": {
+                    "rows": { "type": "array", "items": { "$ref": "#/components/schemas/ReportRow" } },
+                    "totals": { "$ref": "#/components/schemas/ReportRow" },
+                    "days": { "type": "array", "items": { "type": "object" } } } }))
+            } }
+        }
     }))
     .into_response()
 }

@@ -233,7 +233,28 @@ async fn build_and_run(app: App, request: Request, next: Next) -> WebResult<Resp
     // A refused form gets its error page (below) like any handler's error, with
     // the layout, the CSP and a CSRF cookie for the next try.
     let mut rejected = None;
-    let body = if is_unsafe(&parts.method) {
+    let multipart = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let body = if is_unsafe(&parts.method) && multipart {
+        // Uploads are streamed to their handler, so their token travels in the
+        // form's action URL (`?csrf_token=`); the handler's own body limit applies.
+        let sent = parts
+            .uri
+            .query()
+            .and_then(|q| {
+                url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "csrf_token")
+            })
+            .map(|(_, v)| v.into_owned());
+        let valid = sent.is_some_and(|sent| constant_time_eq(&sent, &csrf_token))
+            && anonymous_or_session_matches(&ctx, &anonymous_csrf);
+        if !valid {
+            rejected = Some(WebError::CsrfFailed);
+        }
+        body
+    } else if is_unsafe(&parts.method) {
         match to_bytes(body, MAX_FORM_BYTES).await {
             Err(_) => {
                 rejected = Some(WebError::TooLarge);

@@ -17,10 +17,14 @@ use partnerd_app::App;
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod chart;
 pub mod context;
 pub mod errors;
 pub mod panel;
 pub mod public;
+pub mod redirect;
+pub mod reports;
+pub mod resources;
 pub mod views;
 
 /// Every route of the product. The access-control test enumerates this list.
@@ -53,6 +57,32 @@ pub fn router(app: App) -> Router {
         .route("/panel/account/email", post(panel::change_email))
         .route("/panel/account/password", post(panel::change_password))
         .route("/panel/account/delete", post(panel::delete_account))
+        .route(
+            "/panel/campaigns",
+            get(reports::campaigns).post(reports::create_campaign),
+        )
+        .route("/panel/report", get(reports::partner_report))
+        .route("/panel/report.csv", get(reports::partner_report_csv))
+        .route("/admin/report", get(reports::program_report))
+        .route(
+            "/admin/partners/{id}/report",
+            get(reports::partner_report_for_staff),
+        )
+        .route("/panel/resources", get(resources::panel_list))
+        .route(
+            "/panel/resources/{id}/download",
+            get(resources::panel_download),
+        )
+        .route(
+            "/admin/resources",
+            get(resources::admin_list)
+                .post(resources::admin_upload)
+                .layer(axum::extract::DefaultBodyLimit::max(3 * 1024 * 1024)),
+        )
+        .route(
+            "/admin/resources/{id}/archive",
+            post(resources::admin_archive),
+        )
         .route("/admin", get(admin::home))
         .route("/admin/partners", get(admin::partners))
         .route("/admin/partners/{id}", get(admin::partner))
@@ -75,6 +105,14 @@ pub fn router(app: App) -> Router {
             context::html_context,
         ));
     let api = Router::new()
+        .route("/partners", post(api::create_partner))
+        .route("/partners/{id}/campaigns", post(api::create_campaign))
+        .route("/partners/{id}/report", get(api::report))
+        .route("/signups", post(api::record_signup))
+        .route(
+            "/customers/{customer_id}/attribution",
+            get(api::attribution),
+        )
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(
             app.clone(),
@@ -85,6 +123,12 @@ pub fn router(app: App) -> Router {
         .route("/readyz", get(public::readyz))
         .route("/metrics", get(public::metrics))
         .route("/assets/app.css", get(public::stylesheet))
+        .route("/assets/panel.js", get(public::panel_script))
+        .route("/r/{partner_id}", get(redirect::default_link))
+        .route("/r/{partner_id}/{slug}", get(redirect::campaign_link))
+        .route("/resources/{id}/{file}", get(resources::public_file))
+        .route("/t.js", get(redirect::script))
+        .route("/t/click", get(redirect::script_click))
         .route("/api/v1/openapi.json", get(api::openapi))
         .nest("/api/v1", api)
         .merge(html)

@@ -39,6 +39,19 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
+/// The partner panel's small script (live link preview, copy buttons), compiled
+/// in like the stylesheet. Pages work without it.
+pub async fn panel_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../assets/panel.js"),
+    )
+        .into_response()
+}
+
 pub async fn healthz() -> &'static str {
     "ok\n"
 }

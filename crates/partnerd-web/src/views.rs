@@ -62,16 +62,27 @@ fn nav(items: &[(&str, &str)], path: &str) -> Vec<NavItem> {
 
 pub fn panel_nav(path: &str) -> Vec<NavItem> {
     nav(
-        &[("/panel", "Dashboard"), ("/panel/account", "Account")],
+        &[
+            ("/panel", "Dashboard"),
+            ("/panel/campaigns", "Campaigns"),
+            ("/panel/report", "Report"),
+            ("/panel/resources", "Resources"),
+            ("/panel/account", "Account"),
+        ],
         path,
     )
 }
 
 pub fn admin_nav(path: &str, admin: bool) -> Vec<NavItem> {
-    let mut items = vec![("/admin", "Overview"), ("/admin/partners", "Partners")];
+    let mut items = vec![
+        ("/admin", "Overview"),
+        ("/admin/partners", "Partners"),
+        ("/admin/report", "Report"),
+    ];
     if admin {
         items.extend([
             ("/admin/staff", "Staff"),
+            ("/admin/resources", "Resources"),
             ("/admin/settings", "Settings"),
             ("/admin/terms", "Terms"),
             ("/admin/audit", "Audit log"),
@@ -289,6 +300,170 @@ pub struct AdminTermsPage {
     pub versions: Vec<Terms>,
     pub draft: String,
     pub error: Option<String>,
+}
+
+// --- campaigns and reports (R-AFF-2, R-REP-1, R-REP-2) ---------------------------
+
+/// The campaign builder's fields as typed, for re-filling the form.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignForm {
+    pub name: String,
+    pub trial_days: String,
+    pub discount_percent: String,
+    pub custom: String,
+    pub landing_url: String,
+}
+
+/// One `<option>` of a `<select>`.
+#[derive(Debug, Clone)]
+pub struct SelectOption {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// A link in the campaigns table: the default link or a saved campaign, with
+/// its figures over the last 30 days.
+#[derive(Debug, Clone)]
+pub struct CampaignRow {
+    pub name: String,
+    pub slug: String,
+    pub link: String,
+    pub trial: String,
+    pub discount: String,
+    pub utm_term: Option<String>,
+    /// `None`: the program's main page.
+    pub landing: Option<String>,
+    /// The landing page without its scheme, for the narrow column.
+    pub landing_short: Option<String>,
+    pub clicks: i64,
+    pub signups: i64,
+    pub is_default: bool,
+}
+
+#[derive(Template)]
+#[template(path = "panel_campaigns.html")]
+pub struct PanelCampaignsPage {
+    pub layout: Layout,
+    pub form: CampaignForm,
+    pub errors: BTreeMap<String, String>,
+    pub trial_choices: Vec<SelectOption>,
+    pub discount_choices: Vec<SelectOption>,
+    pub main_page_url: String,
+    /// The allowed landing domains, comma-separated.
+    pub allowed_domains: String,
+    /// `{public_url}/r/{partner_id}`: campaign links are this plus `/{slug}`.
+    pub link_base: String,
+    pub preview_slug: String,
+    pub preview_link: String,
+    pub preview_landing: String,
+    /// The default link first, then the saved campaigns, newest first.
+    pub rows: Vec<CampaignRow>,
+    pub saved: usize,
+}
+
+/// A stat tile of the report.
+#[derive(Debug, Clone)]
+pub struct ReportTile {
+    pub label: String,
+    pub value: String,
+    pub meta: Option<String>,
+    pub brand: bool,
+}
+
+/// A quick range link ("Last 7 days").
+#[derive(Debug, Clone)]
+pub struct RangeLink {
+    pub label: String,
+    pub href: String,
+    pub active: bool,
+}
+
+/// One report line with every figure formatted for display.
+#[derive(Debug, Clone)]
+pub struct ReportLineView {
+    pub utm_campaign: String,
+    pub utm_term: String,
+    pub clicks: String,
+    pub bot_clicks: String,
+    pub unique_visitors: String,
+    pub signups: String,
+    pub customers: String,
+    pub conversion_rate: String,
+    pub revenue: String,
+    pub commission: String,
+}
+
+/// Everything the report pages (partner panel and console) show.
+#[derive(Debug, Clone, Default)]
+pub struct ReportView {
+    pub heading: String,
+    pub subtitle: String,
+    /// `(href, label)` pairs before the heading (console only).
+    pub breadcrumbs: Vec<(String, String)>,
+    /// The path the date-range form submits to.
+    pub action: String,
+    pub from: String,
+    pub to: String,
+    pub errors: BTreeMap<String, String>,
+    pub ranges: Vec<RangeLink>,
+    pub csv_href: Option<String>,
+    pub range_label: String,
+    pub time_zone: String,
+    pub tiles: Vec<ReportTile>,
+    /// The chart's SVG (from [`crate::chart::daily_chart`]: escaped there).
+    pub chart: String,
+    pub rows: Vec<ReportLineView>,
+    pub totals: Option<ReportLineView>,
+}
+
+#[derive(Template)]
+#[template(path = "panel_report.html")]
+pub struct PanelReportPage {
+    pub layout: Layout,
+    pub report: ReportView,
+}
+
+#[derive(Template)]
+#[template(path = "admin_report.html")]
+pub struct AdminReportPage {
+    pub layout: Layout,
+    pub report: ReportView,
+}
+
+/// `1234567` → `1,234,567`.
+pub fn count<T: std::borrow::Borrow<i64>>(n: T) -> String {
+    let n = *n.borrow();
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Minor units as money: `123456, "USD"` → `$1,234.56`; currencies without a
+/// symbol here get their code: `1,234.56 PLN`.
+pub fn money(minor: i64, currency: &str) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    let amount = format!(
+        "{}.{:02}",
+        count(i64::try_from(abs / 100).unwrap_or(i64::MAX)),
+        abs % 100
+    );
+    match currency {
+        "USD" => format!("{sign}${amount}"),
+        "EUR" => format!("{sign}€{amount}"),
+        "GBP" => format!("{sign}£{amount}"),
+        other => format!("{sign}{amount} {other}"),
+    }
 }
 
 /// Number of pages for `total` rows of `per_page`, at least 1.

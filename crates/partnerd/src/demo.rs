@@ -444,6 +444,9 @@ async fn seed(seed: &mut Seed) -> anyhow::Result<()> {
         .context("seeding the program settings")?;
     partners(seed).await.context("seeding the partners")?;
     removal(seed).await.context("seeding a removal")?;
+    tracking(seed)
+        .await
+        .context("seeding campaigns, clicks and sign-ups")?;
     Ok(())
 }
 
@@ -711,4 +714,174 @@ fn print_logins(address: &str, config: &Config, explicit: bool) {
     // Nothing else writes to standard output; make sure the logins show at once.
     use std::io::Write;
     let _ = std::io::stdout().flush();
+}
+
+/// A campaign partners build (R-AFF-2): name, trial, discount, custom parameter, landing path.
+type DemoCampaign = (
+    &'static str,
+    Option<i64>,
+    Option<i64>,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+const CAMPAIGNS: &[DemoCampaign] = &[
+    (
+        "Spring Sale",
+        Some(60),
+        Some(20),
+        Some("spring"),
+        Some("pricing"),
+    ),
+    ("Blog sidebar", None, None, Some("blog"), None),
+    (
+        "YouTube review",
+        Some(30),
+        None,
+        Some("yt-review"),
+        Some("features"),
+    ),
+    ("Newsletter", None, Some(10), Some("newsletter"), None),
+    ("Agency clients", Some(30), Some(10), None, Some("pricing")),
+];
+
+/// Keywords ad platforms fill into `utm_term` per click (R-AFF-5).
+const AD_TERMS: &[&str] = &[
+    "live chat software",
+    "chat widget",
+    "customer support chat",
+    "helpdesk tool",
+];
+
+/// Months of clicks on the partners' links, and the sign-ups they brought
+/// (R-AFF-1..7, R-REP-2): busier partners, growth towards now, weekday rhythm,
+/// bots, returning visitors, and a few percent of visitors signing up.
+async fn tracking(seed: &mut Seed) -> anyhow::Result<()> {
+    use partnerd_app::tracking::CampaignInput;
+    use partnerd_store::{NewClick, NewSignup};
+
+    let partners: Vec<Partner> = seed
+        .partners
+        .iter()
+        .filter(|p| !p.is_removed())
+        .cloned()
+        .collect();
+    let step = seed.step("clicks", partners.len() as u64);
+    let settings = seed.store.load_settings().await?;
+    let (mut total_clicks, mut total_signups, mut customer) = (0usize, 0usize, 0usize);
+    for partner in &partners {
+        // Most partners build a campaign or two; a few only share the default link.
+        let wanted = seed.rng.gen_range(0..=3usize);
+        let mut campaigns = Vec::new();
+        for &(name, trial, discount, custom, path) in CAMPAIGNS
+            .iter()
+            .skip(seed.rng.gen_range(0..CAMPAIGNS.len()))
+            .take(wanted)
+        {
+            let built =
+                Timestamp::from_millis(partner.created_at).plus_days(seed.rng.gen_range(1..20));
+            seed.at(built);
+            let input = CampaignInput {
+                name: name.to_owned(),
+                trial_days: trial,
+                discount_percent: discount,
+                custom: custom.map(str::to_owned),
+                landing_url: path.map(|p| format!("https://www.acme-chat.example/{p}")),
+            };
+            let actor = format!("partner:{}", partner.public_id);
+            campaigns.push(seed.app.create_campaign(&actor, partner.id, &input).await?);
+        }
+        // Clicks a day for this partner at the end of the period; lognormal-ish spread.
+        let daily = (seed.rng.gen_range(0.0f64..1.0).powi(3) * 60.0 + 0.5).round();
+        let joined = partner.created_at.max(seed.launch().millis());
+        let days = ((seed.now.millis() - joined) / (DAY * 1000)).max(1);
+        let mut clicks = Vec::new();
+        let mut signups = Vec::new();
+        let visitors: Vec<String> = (0..(daily as usize * 20).max(5))
+            .map(|i| format!("{:032x}", seed.rng.r#gen::<u128>() ^ i as u128))
+            .collect();
+        for day in 0..days {
+            let growth = (day + 1) as f64 / days as f64;
+            let at_day = joined + day * DAY * 1000;
+            let weekday = (at_day / (DAY * 1000) + 4) % 7; // 0 = Monday
+            let rhythm = if weekday >= 5 { 0.55 } else { 1.0 };
+            let expected = daily * (0.3 + 0.7 * growth) * rhythm;
+            let count = (expected + seed.rng.gen_range(-0.5..0.5) * expected.sqrt())
+                .round()
+                .max(0.0) as usize;
+            for _ in 0..count {
+                let at = Timestamp::from_millis(at_day + seed.rng.gen_range(0..DAY * 1000))
+                    .min(seed.now);
+                let campaign = if campaigns.is_empty() || seed.rng.gen_bool(0.35) {
+                    None
+                } else {
+                    Some(&campaigns[seed.rng.gen_range(0..campaigns.len())])
+                };
+                let bot = seed.rng.gen_bool(0.06);
+                let visitor = visitors[seed.rng.gen_range(0..visitors.len())].clone();
+                let term = if seed.rng.gen_bool(0.15) {
+                    Some(AD_TERMS[seed.rng.gen_range(0..AD_TERMS.len())].to_owned())
+                } else {
+                    campaign.and_then(|c| c.custom.clone())
+                };
+                let click = NewClick {
+                    id: seed.app.click_ids.next(at),
+                    partner_id: partner.id,
+                    campaign_id: campaign.map(|c| c.id),
+                    at,
+                    utm_term: term.clone(),
+                    subs: Default::default(),
+                    referrer_host: Some(
+                        [
+                            "www.google.com",
+                            "www.youtube.com",
+                            "t.co",
+                            "www.linkedin.com",
+                            "news.ycombinator.com",
+                        ][seed.rng.gen_range(0..5)]
+                        .to_owned(),
+                    ),
+                    agent: if bot { "bot" } else { "browser" },
+                    network: visitor[..16].to_owned(),
+                    visitor: visitor.clone(),
+                    own_session: false,
+                };
+                if !bot && seed.rng.gen_bool(0.035) {
+                    let signed_up = at
+                        .plus_seconds(seed.rng.gen_range(60..3 * DAY))
+                        .min(seed.now);
+                    customer += 1;
+                    signups.push(NewSignup {
+                        customer_id: format!("cus_demo{customer:05}"),
+                        partner_id: Some(partner.id),
+                        referred_partner_id: Some(partner.id),
+                        campaign_id: campaign.map(|c| c.id),
+                        click_id: Some(click.id),
+                        utm_campaign: Some(
+                            campaign.map_or("default_link".to_owned(), |c| c.slug.clone()),
+                        ),
+                        utm_term: term,
+                        trial_days: campaign.and_then(|c| c.trial_days),
+                        discount_percent: campaign.and_then(|c| c.discount_percent),
+                        reason: "last_click".into(),
+                        review: false,
+                        commission_rate: Some(settings.commission_rate),
+                        created_at: signed_up,
+                    });
+                }
+                clicks.push(click);
+            }
+        }
+        for batch in clicks.chunks(2000) {
+            seed.store.record_clicks(batch).await?;
+        }
+        total_clicks += clicks.len();
+        total_signups += signups.len();
+        for signup in signups {
+            seed.store.record_signup(signup).await?;
+        }
+        step.tick(partner.name.clone());
+    }
+    step.done(&format!("{total_clicks} clicks, {total_signups} sign-ups"));
+    Ok(())
 }

@@ -131,6 +131,7 @@ pub async fn add_session(
     store
         .create_session(NewSession {
             token_hash: token_hash.into(),
+            network: None,
             subject,
             csrf_token: format!("csrf-{token_hash}"),
             created_at: T0,

@@ -106,6 +106,7 @@ conformance!(
             store
                 .create_session(partnerd_store::NewSession {
                     token_hash: hash.into(),
+                    network: None,
                     subject,
                     csrf_token: "csrf".into(),
                     created_at: T0,

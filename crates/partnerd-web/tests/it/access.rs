@@ -2,9 +2,9 @@
 //! caller, and the answer each must get. The table is checked against the
 //! router's source, so a new route without a row fails the suite.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use partnerd_app::Config;
 use partnerd_app::config::Secret;
 use partnerd_store::Subject;
@@ -48,11 +48,13 @@ struct Row {
     method: &'static str,
     /// The path as written in `router()`.
     pattern: &'static str,
-    /// The path requested: `{a}` is partner A's id, `{token}` a live reset
-    /// link's token, `{outbox}` an email's id.
+    /// The path requested: `{a}` is partner A's id, `{pa}` A's public id,
+    /// `{slug}` A's campaign, `{token}` a live reset link's token, `{outbox}` an email's id.
     path: &'static str,
     /// Form fields (besides the CSRF token); `{role}` and `{m1}` are filled in.
     form: &'static [(&'static str, &'static str)],
+    /// A JSON body, sent as is (no CSRF token, no form): the API's rows.
+    json: Option<&'static str>,
     expect: [u16; 8],
     in_router: bool,
 }
@@ -63,6 +65,7 @@ const fn route(method: &'static str, pattern: &'static str, expect: [u16; 8]) ->
         pattern,
         path: pattern,
         form: &[],
+        json: None,
         expect,
         in_router: true,
     }
@@ -79,6 +82,7 @@ const fn route_at(
         pattern,
         path,
         form: &[],
+        json: None,
         expect,
         in_router: true,
     }
@@ -95,6 +99,7 @@ const fn form(
         pattern,
         path: pattern,
         form: fields,
+        json: None,
         expect,
         in_router: true,
     }
@@ -106,12 +111,33 @@ const fn probe(method: &'static str, path: &'static str, expect: [u16; 8]) -> Ro
         pattern: path,
         path,
         form: &[],
+        json: None,
         expect,
         in_router: false,
     }
 }
 
+/// An API call: `path` is requested with `json` as the body (`None`: no body).
+const fn api(
+    method: &'static str,
+    pattern: &'static str,
+    path: &'static str,
+    json: Option<&'static str>,
+    expect: [u16; 8],
+) -> Row {
+    Row {
+        method,
+        pattern,
+        path,
+        form: &[],
+        json,
+        expect,
+        in_router: true,
+    }
+}
+
 const ALL_200: [u16; 8] = [200; 8];
+const ALL_302: [u16; 8] = [302; 8];
 //                       anon partner other removed oth-mgr mgr  admin api
 const PANEL_GET: [u16; 8] = [303, 200, 200, 303, 403, 403, 403, 303];
 /// Panel forms posted empty: the partner gets the form back with its errors.
@@ -122,7 +148,18 @@ const ADMIN_GET: [u16; 8] = [303, 403, 403, 303, 403, 403, 200, 303];
 const CONSOLE_FORM_INVALID: [u16; 8] = [303, 403, 403, 303, 422, 422, 422, 303];
 /// Admin forms posted empty: the admin gets the form back with its errors.
 const ADMIN_FORM_INVALID: [u16; 8] = [303, 403, 403, 303, 403, 403, 422, 303];
+/// Panel pages for an object that does not exist.
+const PANEL_MISSING: [u16; 8] = [303, 404, 404, 303, 403, 403, 403, 303];
+/// Admin forms on an object that does not exist.
+const ADMIN_FORM_MISSING: [u16; 8] = [303, 403, 403, 303, 403, 403, 404, 303];
 const ADMIN_FORM_DONE: [u16; 8] = [303, 403, 403, 303, 403, 403, 303, 303];
+/// A partner's page in the console: the other manager is told it does not exist.
+const OWN_PARTNER_GET: [u16; 8] = [303, 403, 403, 303, 404, 200, 200, 303];
+/// The API with an invalid (empty) body: only a key gets as far as the check;
+/// sessions do not count.
+const API_INVALID: [u16; 8] = [401, 401, 401, 401, 401, 401, 401, 422];
+/// The API asked about something that does not exist.
+const API_UNKNOWN: [u16; 8] = [401, 401, 401, 401, 401, 401, 401, 404];
 
 /// Every route of `partnerd_web::router`, and two fallbacks.
 const MATRIX: &[Row] = &[
@@ -185,6 +222,11 @@ const MATRIX: &[Row] = &[
     ),
     route("GET", "/panel", PANEL_GET),
     route("GET", "/panel/account", PANEL_GET),
+    route("GET", "/panel/campaigns", PANEL_GET),
+    // An empty campaign form: no name, the form comes back.
+    route("POST", "/panel/campaigns", PANEL_FORM),
+    route("GET", "/panel/report", PANEL_GET),
+    route("GET", "/panel/report.csv", PANEL_GET),
     route("POST", "/panel/account/profile", PANEL_FORM),
     route("POST", "/panel/account/email", PANEL_FORM),
     route("POST", "/panel/account/password", PANEL_FORM),
@@ -196,14 +238,22 @@ const MATRIX: &[Row] = &[
         "GET",
         "/admin/partners/{id}",
         "/admin/partners/{a}",
-        [303, 403, 403, 303, 404, 200, 200, 303],
+        OWN_PARTNER_GET,
     ),
+    route_at(
+        "GET",
+        "/admin/partners/{id}/report",
+        "/admin/partners/{a}/report",
+        OWN_PARTNER_GET,
+    ),
+    route("GET", "/admin/report", CONSOLE_GET),
     // Reassigning A to the manager A already has: allowed for admins only.
     Row {
         method: "POST",
         pattern: "/admin/partners/{id}/manager",
         path: "/admin/partners/{a}/manager",
         form: &[("manager_id", "{m1}")],
+        json: None,
         expect: ADMIN_FORM_DONE,
         in_router: true,
     },
@@ -235,8 +285,72 @@ const MATRIX: &[Row] = &[
     route("GET", "/readyz", ALL_200),
     route("GET", "/metrics", ALL_200),
     route("GET", "/assets/app.css", ALL_200),
+    route("GET", "/assets/panel.js", ALL_200),
+    route("GET", "/panel/resources", PANEL_GET),
+    route_at(
+        "GET",
+        "/panel/resources/{id}/download",
+        "/panel/resources/999999/download",
+        PANEL_MISSING,
+    ),
+    route("GET", "/admin/resources", ADMIN_GET),
+    route("POST", "/admin/resources", ADMIN_FORM_INVALID),
+    route_at(
+        "POST",
+        "/admin/resources/{id}/archive",
+        "/admin/resources/999999/archive",
+        ADMIN_FORM_MISSING,
+    ),
+    route_at(
+        "GET",
+        "/resources/{id}/{file}",
+        "/resources/999999/banner.png",
+        [404; 8],
+    ),
+    // The tracking redirect: the same for everyone (the partner's own click is
+    // recorded as such, not refused).
+    route_at("GET", "/r/{partner_id}", "/r/{pa}", ALL_302),
+    route_at("GET", "/r/{partner_id}/{slug}", "/r/{pa}/{slug}", ALL_302),
+    route("GET", "/t.js", ALL_200),
+    // No partner named: no token, but an answer all the same.
+    route("GET", "/t/click", ALL_200),
     route("GET", "/api/v1/openapi.json", ALL_200),
-    // The API: only a key gets in (and finds nothing there yet); sessions do not count.
+    api(
+        "POST",
+        "/api/v1/partners",
+        "/api/v1/partners",
+        Some("{}"),
+        API_INVALID,
+    ),
+    api(
+        "POST",
+        "/api/v1/partners/{id}/campaigns",
+        "/api/v1/partners/{pa}/campaigns",
+        Some("{}"),
+        API_INVALID,
+    ),
+    api(
+        "GET",
+        "/api/v1/partners/{id}/report",
+        "/api/v1/partners/abcdefghijk/report",
+        None,
+        API_UNKNOWN,
+    ),
+    api(
+        "POST",
+        "/api/v1/signups",
+        "/api/v1/signups",
+        Some("{}"),
+        API_INVALID,
+    ),
+    api(
+        "GET",
+        "/api/v1/customers/{customer_id}/attribution",
+        "/api/v1/customers/cus_nobody/attribution",
+        None,
+        API_UNKNOWN,
+    ),
+    // The API's fallback: only a key gets in (and finds nothing); sessions do not count.
     probe(
         "GET",
         "/api/v1/anything",
@@ -245,29 +359,156 @@ const MATRIX: &[Row] = &[
     probe("GET", "/no-such-page", [404; 8]),
 ];
 
-/// Every `(METHOD, path)` the router's source declares with `.route("…", …)`.
+/// Every `(METHOD, path)` the router's source declares with `.route("…", …)`,
+/// as a request would see it: routes of a router bound with
+/// `let NAME = Router::new()…;` and mounted with `.nest("/prefix", NAME)` get
+/// the prefix (of every router it is nested in, outermost first).
 fn routes_in_source(source: &str) -> BTreeSet<(String, String)> {
-    let mut routes = BTreeSet::new();
+    // Split the source into the routers bound to a name and the rest.
+    let mut bound: Vec<(String, &str)> = Vec::new();
+    let mut unbound = String::new();
     let mut rest = source;
-    while let Some(at) = rest.find(".route(") {
-        rest = &rest[at + ".route(".len()..];
-        // The call's text, up to its closing parenthesis (it may span lines).
-        let mut depth = 1;
-        let mut end = rest.len();
-        for (i, c) in rest.char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = i;
-                        break;
-                    }
+    while let Some((name, start, end)) = next_router_binding(rest) {
+        unbound.push_str(&rest[..start]);
+        bound.push((name, &rest[start..end]));
+        rest = &rest[end..];
+    }
+    unbound.push_str(rest);
+    // Where each named router is mounted: (the router holding the `.nest`, prefix).
+    let mut parent: BTreeMap<String, (Option<String>, String)> = BTreeMap::new();
+    let texts: Vec<(Option<String>, &str)> = bound
+        .iter()
+        .map(|(name, text)| (Some(name.clone()), *text))
+        .chain(std::iter::once((None, unbound.as_str())))
+        .collect();
+    for (holder, text) in &texts {
+        for call in calls_of(text, ".nest(") {
+            let prefix = call
+                .split('"')
+                .nth(1)
+                .unwrap_or_else(|| panic!("a .nest( without a path: {call}"));
+            // The router mounted: the last argument (a trailing comma allowed).
+            let child = call
+                .split(',')
+                .map(str::trim)
+                .rfind(|arg| !arg.is_empty())
+                .unwrap_or_default();
+            parent.insert(child.to_owned(), (holder.clone(), prefix.to_owned()));
+        }
+    }
+    let full_prefix = |name: &Option<String>| -> String {
+        let mut prefix = String::new();
+        let mut current = name.clone();
+        let mut hops = 0;
+        while let Some(n) = current {
+            let Some((up, p)) = parent.get(&n) else { break };
+            prefix.insert_str(0, p.trim_end_matches('/'));
+            current = up.clone();
+            hops += 1;
+            assert!(hops < 32, "routers nested in a cycle at {n}");
+        }
+        prefix
+    };
+    let mut routes = BTreeSet::new();
+    for (holder, text) in &texts {
+        let prefix = full_prefix(holder);
+        for (method, path) in routes_in_text(text) {
+            let path = if prefix.is_empty() {
+                path
+            } else if path == "/" {
+                prefix.clone()
+            } else {
+                format!("{prefix}{path}")
+            };
+            routes.insert((method, path));
+        }
+    }
+    routes
+}
+
+/// The next `let NAME = Router::new()…;` in `source`: its name and the byte
+/// range of the statement (up to its `;` outside brackets and strings).
+fn next_router_binding(source: &str) -> Option<(String, usize, usize)> {
+    let mut from = 0;
+    while let Some(i) = source[from..].find("let ") {
+        let start = from + i;
+        from = start + 4;
+        let before = source[..start].chars().next_back().unwrap_or(' ');
+        if before.is_alphanumeric() || before == '_' {
+            continue;
+        }
+        let after = &source[start + 4..];
+        let Some((name, value)) = after.split_once('=') else {
+            continue;
+        };
+        let name = name.trim().trim_start_matches("mut ").trim();
+        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        if !value.trim_start().starts_with("Router::new()") {
+            continue;
+        }
+        let mut depth = 0i32;
+        let mut in_string = false;
+        let mut escaped = false;
+        for (j, c) in source[start..].char_indices() {
+            if in_string {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => in_string = false,
+                    _ => {}
                 }
+                continue;
+            }
+            match c {
+                '"' => in_string = true,
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => depth -= 1,
+                ';' if depth == 0 => return Some((name.to_owned(), start, start + j + 1)),
                 _ => {}
             }
         }
-        let call = &rest[..end];
+        return Some((name.to_owned(), start, source.len()));
+    }
+    None
+}
+
+/// The argument text of every call `opener…)` in `source` (calls may span lines).
+fn calls_of<'a>(source: &'a str, opener: &str) -> Vec<&'a str> {
+    let mut calls = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find(opener) {
+        rest = &rest[at + opener.len()..];
+        let end = closing_paren(rest);
+        calls.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    calls
+}
+
+/// Where the call whose arguments `rest` starts with closes.
+fn closing_paren(rest: &str) -> usize {
+    let mut depth = 1;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => {}
+        }
+    }
+    rest.len()
+}
+
+/// Every `(METHOD, path)` declared with `.route("…", …)` in `source`, paths as written.
+fn routes_in_text(source: &str) -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    for call in calls_of(source, ".route(") {
         let path = call
             .split('"')
             .nth(1)
@@ -297,7 +538,6 @@ fn routes_in_source(source: &str) -> BTreeSet<(String, String)> {
         for method in methods {
             routes.insert((method, path.to_owned()));
         }
-        rest = &rest[end..];
     }
     routes
 }
@@ -350,9 +590,52 @@ fn the_route_scan_reads_routes_split_over_lines_and_chained_methods() {
     assert_eq!(found, expected);
 }
 
+#[test]
+fn the_route_scan_prefixes_the_routes_of_nested_routers() {
+    let source = r#"
+        let api = Router::new()
+            .route("/things", post(api::create))
+            .route(
+                "/things/{id}",
+                get(api::thing),
+            )
+            .route("/", get(api::index))
+            .layer(middleware::from_fn_with_state(app.clone(), api::require_key));
+        let html = Router::new().route("/page", get(x::page));
+        let inner = Router::new().route("/deep", get(x::deep));
+        let outer = Router::new().route("/mid", get(x::mid)).nest("/in", inner);
+        Router::new()
+            .route("/top", get(x::top))
+            .nest(
+                "/api/v1",
+                api,
+            )
+            .nest("/o/", outer)
+            .merge(html)
+            .layer(middleware::from_fn_with_state(app.clone(), headers))
+    "#;
+    let found = routes_in_source(source);
+    let expected: BTreeSet<(String, String)> = [
+        ("POST", "/api/v1/things"),
+        ("GET", "/api/v1/things/{id}"),
+        ("GET", "/api/v1"),
+        ("GET", "/page"),
+        ("GET", "/o/mid"),
+        ("GET", "/o/in/deep"),
+        ("GET", "/top"),
+    ]
+    .iter()
+    .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+    .collect();
+    assert_eq!(found, expected);
+}
+
 /// The people and things the matrix needs.
 struct World {
     a: i64,
+    /// A's public partner id and the slug of A's campaign.
+    pa: String,
+    slug: String,
     b: i64,
     m1: i64,
     m2: i64,
@@ -389,11 +672,26 @@ async fn world(t: &TestApp) -> World {
         .await
         .unwrap();
     let api_key = t.app.create_api_key("test", "matrix").await.unwrap();
+    let campaign = t
+        .app
+        .create_campaign(
+            "test",
+            a.id,
+            &partnerd_app::tracking::CampaignInput {
+                name: "Matrix Sale".into(),
+                trial_days: Some(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let reset = t.reset_link_for(&a).await;
     let reset_token = reset.trim_start_matches("/password-reset/").to_owned();
     let outbox_id = t.outbox().await[0].id;
     World {
         a: a.id,
+        pa: t.public_id(&a).await,
+        slug: campaign.slug,
         b: b.id,
         m1: m1.id,
         m2: m2.id,
@@ -424,6 +722,8 @@ async fn client_for(t: &TestApp, w: &World, role: Role) -> Client {
 
 fn fill(text: &str, w: &World, role: Role) -> String {
     text.replace("{a}", &w.a.to_string())
+        .replace("{pa}", &w.pa)
+        .replace("{slug}", &w.slug)
         .replace("{m1}", &w.m1.to_string())
         .replace("{token}", &w.reset_token)
         .replace("{outbox}", &w.outbox_id.to_string())
@@ -440,9 +740,13 @@ on_both_backends!(
                 // A fresh session per request, so one row (log-out) cannot change the next.
                 let mut client = client_for(&t, &w, *role).await;
                 let path = fill(row.path, &w, *role);
-                let r = match row.method {
-                    "GET" => client.get(&path).await,
-                    "POST" => {
+                let r = match (row.method, row.json) {
+                    (method, Some(json)) => {
+                        let method = Method::from_bytes(method.as_bytes()).unwrap();
+                        client.send_json(method, &path, json).await
+                    }
+                    ("GET", None) => client.get(&path).await,
+                    ("POST", None) => {
                         let filled: Vec<(String, String)> = row
                             .form
                             .iter()
@@ -454,7 +758,7 @@ on_both_backends!(
                             .collect();
                         client.post_form(&path, &fields).await
                     }
-                    other => panic!("no client for {other}"),
+                    (other, None) => panic!("no client for {other}"),
                 };
                 if r.status.as_u16() != row.expect[i] {
                     let location = r
@@ -585,29 +889,60 @@ async fn signed_in_people_who_open_the_sign_up_page_go_to_their_own_home() {
 async fn a_wrong_or_revoked_api_key_is_refused_and_a_session_never_opens_the_api() {
     let t = TestApp::sqlite().await;
     let key = t.app.create_api_key("test", "k").await.unwrap();
-    let r = t.client().with_bearer(&key).get("/api/v1/partners").await;
+    // With the key: the API answers, in JSON, also for what it does not have.
+    let r = t
+        .client()
+        .with_bearer(&key)
+        .get("/api/v1/no-such-call")
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(
         r.header("content-type")
             .unwrap_or_default()
             .starts_with("application/json")
     );
+    let new_partner = serde_json::json!({ "email": "keyed@example.test", "name": "Keyed Partner" });
+    let before = t.counts().await;
+    // Without a valid key nothing is written, whatever the body.
+    let admin = t.admin().await;
+    let before_admin = t.counts().await;
+    assert_eq!(before_admin.partners, before.partners);
+    let mut refused = vec![
+        t.client().with_bearer("pdk_wrong"),
+        t.client().with_bearer(""),
+        t.client()
+            .with_header("authorization", &format!("Basic {key}")),
+        t.client().with_header("authorization", &key),
+        t.client(),
+        // A staff session is no key.
+        t.signed_in(admin.subject).await,
+    ];
+    for client in &mut refused {
+        for path in ["/api/v1/partners", "/api/v1/no-such-call"] {
+            let r = client.post_json(path, &new_partner).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}: {}", r.body);
+            assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+            assert!(
+                r.json()["error"].as_str().unwrap().contains("API key"),
+                "{}",
+                r.body
+            );
+        }
+        let r = client.get("/api/v1/customers/cus_1/attribution").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        t.counts().await,
+        before_admin,
+        "a refused call wrote something"
+    );
     let r = t
         .client()
-        .with_bearer("pdk_wrong")
-        .get("/api/v1/partners")
+        .with_bearer(&key)
+        .post_json("/api/v1/partners", &new_partner)
         .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
-    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-    assert!(body["error"].as_str().unwrap().contains("API key"));
-    let admin = t.admin().await;
-    let r = t
-        .signed_in(admin.subject)
-        .await
-        .get("/api/v1/partners")
-        .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(t.counts().await.partners, before.partners + 1);
 }
 
 #[tokio::test]

@@ -108,6 +108,8 @@ pub struct TestApp {
     router: Router,
     https: bool,
     counter: AtomicUsize,
+    /// The database's URL, for the raw look-ups of [`TestApp::sql_scalar`].
+    db_url: String,
     _dir: Option<tempfile::TempDir>,
     /// Declared last: dropped after the store, it drops the PostgreSQL database.
     _pg: Option<PgDatabase>,
@@ -125,7 +127,7 @@ impl TestApp {
             .await
             .expect("open the SQLite store");
         store.migrate().await.expect("migrate the SQLite store");
-        Self::build(Arc::new(store), config, Some(dir), None).await
+        Self::build(Arc::new(store), config, url, Some(dir), None).await
     }
 
     pub async fn on(db: Db, config: Config) -> Self {
@@ -165,12 +167,13 @@ impl TestApp {
             .await
             .expect("open the PostgreSQL store");
         store.migrate().await.expect("migrate the PostgreSQL store");
-        Some(Self::build(store, config, None, Some(pg)).await)
+        Some(Self::build(store, config, url.to_string(), None, Some(pg)).await)
     }
 
     async fn build(
         store: Arc<dyn Store>,
         config: Config,
+        db_url: String,
         dir: Option<tempfile::TempDir>,
         pg: Option<PgDatabase>,
     ) -> Self {
@@ -188,6 +191,7 @@ impl TestApp {
             router,
             https,
             counter: AtomicUsize::new(0),
+            db_url,
             _dir: dir,
             _pg: pg,
         }
@@ -354,6 +358,86 @@ impl TestApp {
         self.store.get_partner(id).await.expect("get partner")
     }
 
+    /// The public partner id (the one in `/r/{id}`) of an account.
+    pub async fn public_id(&self, account: &Account) -> String {
+        self.get_partner(account.id).await.public_id
+    }
+
+    /// A client carrying a new integration API key.
+    pub async fn api(&self) -> Client {
+        let name = format!("test key {}", self.next());
+        let key = self
+            .app
+            .create_api_key("test", &name)
+            .await
+            .expect("create an API key");
+        self.client().with_bearer(&key)
+    }
+
+    /// One number from the database, read with SQL of the test's own (for
+    /// tables the `Store` trait does not count, such as clicks and sign-ups).
+    pub async fn sql_scalar(&self, sql: &str) -> i64 {
+        if self.db_url.starts_with("sqlite:") {
+            let mut db = sqlx::SqliteConnection::connect(&self.db_url)
+                .await
+                .expect("open the SQLite file");
+            let value = sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&mut db)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let _ = db.close().await;
+            value
+        } else {
+            let mut db = sqlx::PgConnection::connect(&self.db_url)
+                .await
+                .expect("connect to the test database");
+            let value = sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&mut db)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let _ = db.close().await;
+            value
+        }
+    }
+
+    /// The rows of a query whose every column is text (cast in the SQL).
+    pub async fn sql_texts(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        use sqlx::Row;
+        if self.db_url.starts_with("sqlite:") {
+            let mut db = sqlx::SqliteConnection::connect(&self.db_url)
+                .await
+                .expect("open the SQLite file");
+            let rows = sqlx::query(sql)
+                .fetch_all(&mut db)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let _ = db.close().await;
+            rows.iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| r.get::<Option<String>, _>(i))
+                        .collect()
+                })
+                .collect()
+        } else {
+            let mut db = sqlx::PgConnection::connect(&self.db_url)
+                .await
+                .expect("connect to the test database");
+            let rows = sqlx::query(sql)
+                .fetch_all(&mut db)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let _ = db.close().await;
+            rows.iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| r.get::<Option<String>, _>(i))
+                        .collect()
+                })
+                .collect()
+        }
+    }
+
     /// The whole outbox, oldest first.
     pub async fn outbox(&self) -> Vec<OutboxEmail> {
         let mut items = self
@@ -472,6 +556,16 @@ impl Resp {
             .unwrap_or_else(|| panic!("no Location in a {} answer", self.status))
     }
 
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "a {} answer that is not JSON ({e}): {}",
+                self.status, self.body
+            )
+        })
+    }
+
     pub fn set_cookies(&self) -> Vec<String> {
         self.headers
             .get_all(header::SET_COOKIE)
@@ -557,6 +651,8 @@ pub struct Client {
     csrf_cookie: &'static str,
     bearer: Option<String>,
     peer: Option<SocketAddr>,
+    /// Headers every request carries (`User-Agent`, `X-Forwarded-For`, …).
+    extra_headers: Vec<(String, String)>,
 }
 
 impl Client {
@@ -573,6 +669,7 @@ impl Client {
             },
             bearer: None,
             peer: None,
+            extra_headers: Vec::new(),
         }
     }
 
@@ -581,6 +678,37 @@ impl Client {
         let ip: IpAddr = ip.parse().expect("an IP address");
         self.peer = Some(SocketAddr::new(ip, 40_000));
         self
+    }
+
+    /// Every request carries the header `name: value`.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.extra_headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sends a JSON body (exactly `body`, which need not be valid JSON).
+    pub async fn send_json(&mut self, method: Method, path: &str, body: &str) -> Resp {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json");
+        for (name, value) in &self.extra_headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if let Some(key) = &self.bearer {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let mut request = builder
+            .body(Body::from(body.to_owned()))
+            .expect("build the request");
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
+        self.send_request(request).await
+    }
+
+    pub async fn post_json(&mut self, path: &str, body: &serde_json::Value) -> Resp {
+        self.send_json(Method::POST, path, &body.to_string()).await
     }
 
     /// Every request carries `Authorization: Bearer KEY`.
@@ -657,6 +785,15 @@ impl Client {
         self.csrf_cookie().expect("an anonymous CSRF cookie")
     }
 
+    /// The `Cookie` header this client would send.
+    pub fn cookie_header(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     pub async fn send(&mut self, method: Method, path: &str, form: Option<String>) -> Resp {
         let mut builder = Request::builder().method(method).uri(path);
         if !self.jar.is_empty() {
@@ -665,6 +802,9 @@ impl Client {
         }
         if let Some(key) = &self.bearer {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        for (name, value) in &self.extra_headers {
+            builder = builder.header(name.as_str(), value.as_str());
         }
         let body = match form {
             Some(form) => {

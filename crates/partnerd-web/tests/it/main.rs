@@ -9,7 +9,9 @@
 //! - `console`: manager assignment, partner lists, reassigning, removal,
 //!   settings, staff, audit log and outbox pages;
 //! - `email`: delivery to a real SMTP receiver, retries, the kept outbox;
-//! - `headers`: security headers and HTTPS cookies.
+//! - `headers`: security headers and HTTPS cookies;
+//! - `tracking`: the `/r` redirect, clicks, bots, attribution and its reasons,
+//!   the cookie window, self-referral, the API's validation and the UTM report.
 
 mod helpers;
 
@@ -18,3 +20,6 @@ mod accounts;
 mod console;
 mod email;
 mod headers;
+mod reports_ui;
+mod resources;
+mod tracking;

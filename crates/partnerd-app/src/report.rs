@@ -1,0 +1,208 @@
+//! The UTM performance report (R-REP-1, R-REP-2): rows by `utm_campaign` ×
+//! `utm_term` over a date range in the partner's time zone, with totals and a
+//! daily series for the chart. Read from the rollup counters, never from raw clicks.
+
+use std::collections::BTreeMap;
+
+use jiff::ToSpan;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use partnerd_domain::FieldErrors;
+use partnerd_store::{ReportRange, ReportRow};
+use serde::Serialize;
+
+use crate::{App, AppResult};
+
+/// Longest range a report covers, so one request cannot ask for centuries.
+pub const MAX_DAYS: i64 = 400;
+/// The default range: the last 30 days up to now, today included (CONTRACT.md).
+pub const DEFAULT_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReportLine {
+    pub utm_campaign: String,
+    pub utm_term: String,
+    pub clicks: i64,
+    pub bot_clicks: i64,
+    pub unique_visitors: i64,
+    pub signups: i64,
+    /// Paying customers, revenue and commission arrive with the money issue.
+    pub customers: i64,
+    pub revenue: i64,
+    pub commission: i64,
+    pub currency: String,
+}
+
+impl ReportLine {
+    fn from_row(row: ReportRow) -> Self {
+        Self {
+            utm_campaign: row.utm_campaign,
+            utm_term: row.utm_term,
+            clicks: row.clicks,
+            bot_clicks: row.bot_clicks,
+            unique_visitors: row.unique_visitors,
+            signups: row.signups,
+            customers: 0,
+            revenue: 0,
+            commission: 0,
+            currency: "USD".into(),
+        }
+    }
+
+    fn add(&mut self, other: &Self) {
+        self.clicks += other.clicks;
+        self.bot_clicks += other.bot_clicks;
+        self.unique_visitors += other.unique_visitors;
+        self.signups += other.signups;
+        self.customers += other.customers;
+        self.revenue += other.revenue;
+        self.commission += other.commission;
+    }
+
+    /// Sign-ups per unique visitor, in percent with one decimal, for display.
+    pub fn conversion_rate(&self) -> String {
+        if self.unique_visitors == 0 {
+            return "–".into();
+        }
+        let tenths = (self.signups * 1000 + self.unique_visitors / 2) / self.unique_visitors;
+        format!("{}.{} %", tenths / 10, tenths % 10)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportDay {
+    pub date: String,
+    pub clicks: i64,
+    pub unique_visitors: i64,
+    pub signups: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub from: String,
+    pub to: String,
+    pub time_zone: String,
+    pub rows: Vec<ReportLine>,
+    pub totals: ReportLine,
+    pub days: Vec<ReportDay>,
+}
+
+fn parse_date(field: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<Date> {
+    let raw = raw?.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    match raw.parse::<Date>() {
+        Ok(date) => Some(date),
+        Err(_) => {
+            errors.add(field, "must be a date such as 2026-11-27");
+            None
+        }
+    }
+}
+
+impl App {
+    /// Today's date in `time_zone` (UTC when unknown), as `YYYY-MM-DD`.
+    pub fn today(&self, time_zone: &str) -> String {
+        let tz = TimeZone::get(time_zone).unwrap_or(TimeZone::UTC);
+        let now = jiff::Timestamp::from_millisecond(self.now().millis())
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        now.to_zoned_datetime(tz).date().to_string()
+    }
+
+    /// The report for one partner (`Some`) or the whole program, `from`..=`to`
+    /// as dates in `time_zone`; the last 30 days by default.
+    pub async fn report(
+        &self,
+        partner_id: Option<i64>,
+        time_zone: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> AppResult<Report> {
+        let tz = TimeZone::get(time_zone).unwrap_or(TimeZone::UTC);
+        let now = jiff::Timestamp::from_millisecond(self.now().millis())
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let today = now.to_zoned_datetime(tz.clone()).date();
+        let mut errors = FieldErrors::new();
+        let to_date = parse_date("to", to, &mut errors).unwrap_or(today);
+        let from_date = parse_date("from", from, &mut errors).unwrap_or_else(|| {
+            to_date
+                .checked_sub((DEFAULT_DAYS - 1).days())
+                .unwrap_or(to_date)
+        });
+        if errors.is_empty() {
+            if from_date > to_date {
+                errors.add("from", "must not be after to");
+            } else if (to_date - from_date).get_days() as i64 >= MAX_DAYS {
+                errors.add("from", format!("the range must be at most {MAX_DAYS} days"));
+            }
+        }
+        errors.into_result()?;
+        let start = |date: Date| -> i64 {
+            date.to_zoned_datetime(tz.clone())
+                .map(|z| z.timestamp().as_millisecond())
+                .unwrap_or(0)
+        };
+        let from_ms = start(from_date);
+        let to_ms = start(to_date.checked_add(1.day()).unwrap_or(to_date));
+        let range = ReportRange {
+            partner_id,
+            from_hour: from_ms.div_euclid(3_600_000),
+            to_hour: (to_ms + 3_599_999).div_euclid(3_600_000),
+        };
+        let rows: Vec<ReportLine> = self
+            .store
+            .report_rows(range)
+            .await?
+            .into_iter()
+            .map(ReportLine::from_row)
+            .collect();
+        let mut totals = ReportLine::from_row(ReportRow {
+            utm_campaign: String::new(),
+            utm_term: String::new(),
+            clicks: 0,
+            bot_clicks: 0,
+            unique_visitors: 0,
+            signups: 0,
+        });
+        for row in &rows {
+            totals.add(row);
+        }
+        // Hours into local days; every day of the range is present, zero or not.
+        let mut days: BTreeMap<Date, ReportDay> = BTreeMap::new();
+        let mut day = from_date;
+        while day <= to_date {
+            days.insert(
+                day,
+                ReportDay {
+                    date: day.to_string(),
+                    clicks: 0,
+                    unique_visitors: 0,
+                    signups: 0,
+                },
+            );
+            match day.checked_add(1.day()) {
+                Ok(next) => day = next,
+                Err(_) => break,
+            }
+        }
+        for hour in self.store.report_hours(range).await? {
+            let at = jiff::Timestamp::from_millisecond(hour.hour * 3_600_000)
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            let local = at.to_zoned_datetime(tz.clone()).date();
+            if let Some(entry) = days.get_mut(&local) {
+                entry.clicks += hour.clicks;
+                entry.unique_visitors += hour.unique_visitors;
+                entry.signups += hour.signups;
+            }
+        }
+        Ok(Report {
+            from: from_date.to_string(),
+            to: to_date.to_string(),
+            time_zone: tz.iana_name().unwrap_or("UTC").to_owned(),
+            rows,
+            totals,
+            days: days.into_values().collect(),
+        })
+    }
+}
