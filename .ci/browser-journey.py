@@ -784,10 +784,69 @@ def journey_campaign_click_report(b: Browser, base_url: str) -> None:
     b.screenshot("admin-report.png")
 
 
+VENDOR_PAGE = """<!doctype html>
+<html><head><title>Vendor</title>
+<script src="{base}/t.js" data-consent="required" async></script></head>
+<body><h1>Vendor sign-up</h1>
+<form id="signup"><input name="email"><input type="hidden" name="partnerd_ref"></form>
+<button id="accept" onclick="window.partnerd.consent()">Accept cookies</button>
+</body></html>
+"""
+
+
+def journey_tracking_script(b: Browser, base_url: str) -> None:
+    """The vendor's own page, on another origin, loads /t.js: with ?a={partner_id} it
+    records a click through partnerd only after the consent call, keeps the token in a
+    first-party cookie and fills the sign-up form's hidden field; the vendor's backend
+    then credits the partner with that token (R-AFF-3, R-AFF-4)."""
+    key = subprocess.run(
+        [CONTEXT["bin"], "api-key", "create", "--name", "journey", "--data-dir", CONTEXT["data_dir"]],
+        capture_output=True, text=True, timeout=60,
+    )
+    expect(key.returncode == 0, f"api-key create failed: {key.stderr.strip()}")
+    api_key = key.stdout.strip().splitlines()[-1]
+
+    def api(method: str, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            base_url + "/api/v1" + path, method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    partner = api("POST", "/partners", {"email": f"script-{int(time.time() * 1000)}@example.test", "name": "Script Partner"})
+    root = Path(CONTEXT["tmp_root"]) / "vendor"
+    root.mkdir(exist_ok=True)
+    (root / "index.html").write_text(VENDOR_PAGE.replace("{base}", base_url))
+    vendor, vendor_url = start_static_server(root, Path(CONTEXT["out_dir"]))
+    try:
+        b.cmd("POST", "/goog/cdp/execute",
+              {"cmd": "Network.setUserAgentOverride", "params": {"userAgent": PERSON_USER_AGENT}})
+        b.navigate(f"{vendor_url}/index.html?a={partner['id']}&utm_term=journey-kw")
+        b.wait_for("#accept")
+        time.sleep(0.5)
+        expect(not b.execute("return document.cookie;"), "t.js stored something before the consent call")
+        b.click("#accept")
+        b.wait_until(lambda: b.find('input[name="partnerd_ref"]').prop("value"), timeout=10,
+                     what="t.js to fill the form's partnerd_ref field")
+        token = b.find('input[name="partnerd_ref"]').prop("value")
+        expect("partnerd_ref=" in b.execute("return document.cookie;"), "no first-party partnerd_ref cookie")
+        expect(b.execute("return window.partnerd.referral();") == token, "partnerd.referral() does not return the token")
+        b.screenshot("vendor-page.png")
+        signup = api("POST", "/signups", {"customer_id": f"cus_script_{int(time.time())}", "referral": token})
+        expect(signup.get("partner_id") == partner["id"] and signup.get("reason") == "last_click",
+               f"the token from t.js was not credited: {signup}")
+        expect(signup.get("utm_term") == "journey-kw", f"the click's utm_term was not kept: {signup}")
+    finally:
+        vendor.stop()
+
+
 JOURNEYS: list[Callable[[Browser, str], None]] = [
     journey_signup_login_panel,
     journey_admin_console,  # needs the partner the first journey signs up
     journey_campaign_click_report,
+    journey_tracking_script,
 ]
 
 
@@ -981,7 +1040,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(f"{binary} not found or not executable; run `cargo build --release` or pass --bin")
             data_dir = tmp_root / "data"
             data_dir.mkdir()
-            CONTEXT.update(bin=str(binary), data_dir=str(data_dir))
+            CONTEXT.update(bin=str(binary), data_dir=str(data_dir), tmp_root=str(tmp_root), out_dir=str(out_dir))
             server, base_url = start_partnerd(binary, data_dir, out_dir)
         procs.append(server)
         driver, driver_url = start_chromedriver(args.chromedriver, out_dir)

@@ -210,8 +210,13 @@ impl ClickWriter {
         let (queue, mut receiver) = mpsc::channel::<Pending>(64 * 1024);
         tokio::spawn(async move {
             let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+            let mut clicks: Vec<NewClick> = Vec::with_capacity(MAX_BATCH);
+            let mut waiting = Vec::with_capacity(MAX_BATCH);
             while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let clicks: Vec<NewClick> = batch.iter().map(|(click, _)| click.clone()).collect();
+                for (click, done) in batch.drain(..) {
+                    clicks.push(click);
+                    waiting.push(done);
+                }
                 let committed = match store.record_clicks(&clicks).await {
                     Ok(()) => true,
                     Err(err) => {
@@ -219,7 +224,8 @@ impl ClickWriter {
                         false
                     }
                 };
-                for (_, done) in batch.drain(..) {
+                clicks.clear();
+                for done in waiting.drain(..) {
                     let _ = done.send(committed);
                 }
             }
