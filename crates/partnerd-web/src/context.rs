@@ -75,6 +75,20 @@ impl Ctx {
             .map_err(|denied| WebError::denied(denied, self.path.starts_with("/admin"), &self.path))
     }
 
+    /// The signed-in partner, for every panel page: the policy check first, then a
+    /// partner who has not accepted the current Terms is sent to accept them (R-ACC-5).
+    pub fn partner(&self) -> WebResult<&partnerd_store::Partner> {
+        self.authorize(Action::UsePanel)?;
+        match self.who()? {
+            SignedIn::Partner {
+                terms_outdated: true,
+                ..
+            } => Err(WebError::Redirect("/terms/accept".into())),
+            SignedIn::Partner { partner, .. } => Ok(partner),
+            SignedIn::Staff { .. } => Err(WebError::Forbidden),
+        }
+    }
+
     pub fn who(&self) -> WebResult<&SignedIn> {
         self.signed_in.as_ref().ok_or(WebError::SignIn {
             staff: self.path.starts_with("/admin"),

@@ -16,20 +16,6 @@ use crate::context::{Ctx, cookie, flash_cookie, session_cookie_name};
 use crate::errors::{WebError, WebResult};
 use crate::views::{PanelAccountPage, PanelHomePage, TermsPage, panel_nav, render};
 
-/// The signed-in partner, after the policy check. A partner who has not
-/// accepted the current Terms is sent to accept them first (R-ACC-5).
-fn partner(ctx: &Ctx) -> WebResult<&Partner> {
-    ctx.authorize(Action::UsePanel)?;
-    match ctx.who()? {
-        SignedIn::Partner {
-            terms_outdated: true,
-            ..
-        } => Err(WebError::Redirect("/terms/accept".into())),
-        SignedIn::Partner { partner, .. } => Ok(partner),
-        SignedIn::Staff { .. } => Err(WebError::Forbidden),
-    }
-}
-
 fn redirect_with_flash(ctx: &Ctx, to: &str, message: &str) -> Response {
     let mut response = Redirect::to(to).into_response();
     response.headers_mut().append(
@@ -40,7 +26,7 @@ fn redirect_with_flash(ctx: &Ctx, to: &str, message: &str) -> Response {
 }
 
 pub async fn home(State(app): State<App>, ctx: Ctx) -> WebResult<Response> {
-    let partner = partner(&ctx)?.clone();
+    let partner = ctx.partner()?.clone();
     let manager = match partner.manager_id {
         Some(id) => Some(app.store.get_staff(id).await.map_err(AppError::from)?),
         None => None,
@@ -69,7 +55,7 @@ fn account_page(ctx: &Ctx, partner: Partner, errors: BTreeMap<String, String>) -
 }
 
 pub async fn account(ctx: Ctx) -> WebResult<Response> {
-    let partner = partner(&ctx)?.clone();
+    let partner = ctx.partner()?.clone();
     Ok(account_page(&ctx, partner, BTreeMap::new()))
 }
 
@@ -113,7 +99,7 @@ pub async fn update_profile(
     ctx: Ctx,
     Form(body): Form<ProfileBody>,
 ) -> WebResult<Response> {
-    let partner = partner(&ctx)?;
+    let partner = ctx.partner()?;
     let result = app
         .update_profile(
             partner,
@@ -140,7 +126,7 @@ pub async fn change_email(
     ctx: Ctx,
     Form(body): Form<EmailBody>,
 ) -> WebResult<Response> {
-    let partner = partner(&ctx)?;
+    let partner = ctx.partner()?;
     let result = app.change_email(partner, &body.password, &body.email).await;
     on_invalid(
         &ctx,
@@ -164,7 +150,7 @@ pub async fn change_password(
     ctx: Ctx,
     Form(body): Form<PasswordBody>,
 ) -> WebResult<Response> {
-    let partner = partner(&ctx)?;
+    let partner = ctx.partner()?;
     let token = ctx.session_token.clone().unwrap_or_default();
     let result = app
         .change_password(
@@ -195,7 +181,7 @@ pub async fn delete_account(
     ctx: Ctx,
     Form(body): Form<DeleteBody>,
 ) -> WebResult<Response> {
-    let partner = partner(&ctx)?;
+    let partner = ctx.partner()?;
     match app.delete_own_account(partner, &body.password).await {
         Ok(()) => {
             let mut response = Redirect::to("/").into_response();

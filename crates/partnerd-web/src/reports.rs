@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::chart;
 use crate::context::{Ctx, flash_cookie};
-use crate::errors::{WebError, WebResult};
+use crate::errors::WebResult;
 use crate::views::{
     AdminReportPage, CampaignForm, CampaignRow, PanelCampaignsPage, PanelReportPage, RangeLink,
     ReportLineView, ReportTile, ReportView, SelectOption, admin_nav, count, money, panel_nav,
@@ -30,23 +30,11 @@ pub struct RangeQuery {
     pub to: Option<String>,
 }
 
-fn own_partner(ctx: &Ctx) -> WebResult<partnerd_store::Partner> {
-    ctx.authorize(Action::UsePanel)?;
-    match ctx.who()? {
-        partnerd_app::accounts::SignedIn::Partner {
-            terms_outdated: true,
-            ..
-        } => Err(WebError::Redirect("/terms/accept".into())),
-        partnerd_app::accounts::SignedIn::Partner { partner, .. } => Ok(partner.clone()),
-        partnerd_app::accounts::SignedIn::Staff { .. } => Err(WebError::Forbidden),
-    }
-}
-
 // --- the campaign builder (R-AFF-2) ---------------------------------------------------
 
 /// The campaign builder and the saved campaigns.
 pub async fn campaigns(State(app): State<App>, ctx: Ctx) -> WebResult<Response> {
-    let partner = own_partner(&ctx)?;
+    let partner = ctx.partner()?.clone();
     let campaigns = app
         .store
         .list_campaigns(partner.id)
@@ -68,7 +56,7 @@ pub async fn create_campaign(
     ctx: Ctx,
     Form(form): Form<std::collections::BTreeMap<String, String>>,
 ) -> WebResult<Response> {
-    let partner = own_partner(&ctx)?;
+    let partner = ctx.partner()?.clone();
     let typed = |k: &str| form.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
     let typed = CampaignForm {
         name: form.get("name").cloned().unwrap_or_default(),
@@ -542,7 +530,7 @@ pub async fn partner_report(
     ctx: Ctx,
     Query(q): Query<RangeQuery>,
 ) -> WebResult<Response> {
-    let partner = own_partner(&ctx)?;
+    let partner = ctx.partner()?.clone();
     report_page(&app, &ctx, panel_scope(&partner), &q).await
 }
 
@@ -609,7 +597,7 @@ pub async fn partner_report_csv(
     ctx: Ctx,
     Query(q): Query<RangeQuery>,
 ) -> WebResult<Response> {
-    let partner = own_partner(&ctx)?;
+    let partner = ctx.partner()?.clone();
     let report = match app
         .report(
             Some(partner.id),

@@ -191,25 +191,13 @@ pub struct CampaignChoice {
     campaign: Option<String>,
 }
 
-fn partner(ctx: &Ctx) -> WebResult<partnerd_store::Partner> {
-    ctx.authorize(Action::UsePanel)?;
-    match ctx.who()? {
-        partnerd_app::accounts::SignedIn::Partner {
-            terms_outdated: true,
-            ..
-        } => Err(WebError::Redirect("/terms/accept".into())),
-        partnerd_app::accounts::SignedIn::Partner { partner, .. } => Ok(partner.clone()),
-        partnerd_app::accounts::SignedIn::Staff { .. } => Err(WebError::Forbidden),
-    }
-}
-
 /// R-RES-1: the resources with snippets carrying the partner's chosen link.
 pub async fn panel_list(
     State(app): State<App>,
     ctx: Ctx,
     Query(choice): Query<CampaignChoice>,
 ) -> WebResult<Response> {
-    let partner = partner(&ctx)?;
+    let partner = ctx.partner()?.clone();
     let campaigns = app
         .store
         .list_campaigns(partner.id)
@@ -239,7 +227,7 @@ pub async fn panel_download(
     ctx: Ctx,
     Path(id): Path<i64>,
 ) -> WebResult<Response> {
-    let partner = partner(&ctx)?;
+    let partner = ctx.partner()?.clone();
     let file = app
         .store
         .resource_file(id)
