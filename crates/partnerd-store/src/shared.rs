@@ -1038,7 +1038,7 @@ macro_rules! shared_store {
                 if clicks.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.write().await?;
+                let mut tx = self.write_clicks().await?;
                 // Chunks keep each statement under both engines' bind-parameter limits.
                 for chunk in clicks.chunks(1000) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(

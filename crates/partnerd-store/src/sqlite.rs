@@ -18,6 +18,11 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for click batches, with `synchronous=NORMAL`: a commit is
+    /// durable against a crash of partnerd but is not fsynced until the next
+    /// checkpoint or `FULL` commit. Clicks are not money; this halves a batch's
+    /// latency, which is what the redirect waits for. Money stays on `pool` (FULL).
+    clicks: SqlitePool,
 }
 
 impl SqliteStore {
@@ -43,13 +48,22 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(Self { pool })
+        let clicks = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .await?;
+        Ok(Self { pool, clicks })
     }
 
     async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// The transaction for a batch of clicks (see the `clicks` field).
+    async fn write_clicks(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.clicks.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Nothing to do: `BEGIN IMMEDIATE` already makes writers take turns.
@@ -88,6 +102,7 @@ impl SqliteStore {
     }
 
     pub async fn close(&self) {
+        self.clicks.close().await;
         self.pool.close().await;
     }
 }
