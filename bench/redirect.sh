@@ -12,17 +12,23 @@
 #   (c) latency at half of partnerd's measured keep-alive maximum (partnerd-load, paced)
 #   (d) clicks stored in the database against the 302s the clients received
 #   (e) peak RSS (VmHWM) of each server
+#   (f) batched click ingest into a SQLite database seeded with BENCH_INGEST_CLICKS
+#       (10 M) clicks, and (g) the report's latency for a partner holding a tenth of
+#       them — `partnerd-ingest`, also alone as bench/ingest.sh
 # and prints a table of figures, ratios and goals. See bench/README.md.
 #
 # Exit status: 0 every goal met, 1 a goal missed, 2 the benchmark could not measure
-# (build failure, a server that does not start, a missing route).
+# (build failure, a server that does not start, a missing route, an ingest benchmark
+# that failed).
 #
 # Knobs (environment): BENCH_DURATION (s per wrk run, 10), BENCH_RUNS (3),
 # BENCH_THREADS (wrk threads, 2), BENCH_CONNECTIONS (64), BENCH_WARMUP (s, 3),
 # BENCH_PACED_DURATION (s, 10), BENCH_SKIP_BUILD=1, BENCH_KEEP=1 (keep the work
 # directory with logs and the database), BENCH_ALLOW_INCOMPLETE=1 (go on when the
 # redirect or the partner API is missing, to develop the harness; figures are then
-# marked invalid and the exit status is 2).
+# marked invalid and the exit status is 2), BENCH_SKIP_INGEST=1 (no click-ingest and
+# report part), BENCH_INGEST_CLICKS and the other BENCH_INGEST_* of
+# bench/ingest-common.sh.
 # shellcheck disable=SC2317 # cleanup and stop_server run from the EXIT trap
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +53,11 @@ die() {
   log "error: $*"
   exit 2
 }
+
+# The click-ingest and report part (f, g), shared with bench/ingest.sh.
+# shellcheck source=bench/ingest-common.sh
+source "$ROOT/bench/ingest-common.sh"
+SKIP_INGEST=${BENCH_SKIP_INGEST:-0}
 
 # Only the settings given here: no partnerd.toml of the caller, no PARTNERD_* variables
 # (a PARTNERD_DATABASE_URL would move partnerd off SQLite).
@@ -81,7 +92,7 @@ if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
   log "building (release): cargo build --release -p partnerd -p partnerd-bench"
   cargo build --release --quiet -p partnerd -p partnerd-bench || die "the build failed"
 fi
-for bin in partnerd partnerd-baseline partnerd-load; do
+for bin in partnerd partnerd-baseline partnerd-load partnerd-ingest; do
   [[ -x "$BIN/$bin" ]] || die "$BIN/$bin is missing (build it or unset BENCH_SKIP_BUILD)"
 done
 
@@ -347,22 +358,6 @@ done
 SENT_PACED=$(field ok "$PACED_P")
 SENT_PACED=${SENT_PACED:-0}
 
-# ---------------------------------------------------------------- hooks (pending)
-# HOOK(ingest): batched click ingest into a table already holding 10 M clicks. Needs the
-# store's batch insert (`Store::record_clicks`, being written) driven from outside, e.g.
-# a `partnerd-ingest` binary in crates/partnerd-bench: seed 10 M clicks into a fresh data
-# directory, then time batches of clicks committed on top; print clicks/s. Fill
-# INGEST_FIGURE (e.g. "123456 clicks/s") and INGEST_RESULT here.
-INGEST_FIGURE="pending"
-INGEST_RESULT="hook"
-# HOOK(report): latency of `GET /api/v1/partners/{id}/report` for a partner holding 1 M
-# of 10 M clicks (rollups, not a scan). Needs the same seeding (1 M of the 10 M clicks on
-# one partner) and the report API: serve the seeded data directory, then time the report
-# (median and p99 of some calls, e.g. partnerd-load at a low rate with the API key's
-# Authorization header). Fill REPORT_FIGURE and REPORT_RESULT here.
-REPORT_FIGURE="pending"
-REPORT_RESULT="hook"
-
 # ---------------------------------------------------------------- counts and memory
 SENT_TOTAL=$((SENT_PROBE + SENT_WRK + SENT_PACED))
 STORED=$(sqlite3 -cmd '.timeout 10000' "$DATA/partnerd.db" 'SELECT count(*) FROM clicks;' 2>"$WORK/sqlite.err" || true)
@@ -372,6 +367,22 @@ if [[ ! "$STORED" =~ ^[0-9]+$ ]]; then
 fi
 RSS_P=$(rss_peak_kib "$PARTNERD_PID")
 RSS_B=$(rss_peak_kib "$BASELINE_PID")
+
+# ---------------------------------------------------------------- click ingest and report
+# Batched click ingest into a table already holding BENCH_INGEST_CLICKS (10 M) clicks,
+# and the report for a partner holding a tenth of them against one holding a
+# hundredth: `partnerd-ingest` seeds its own SQLite database through the store API
+# (`Store::record_clicks`) and times `record_clicks` and `App::report` in-process. The
+# servers are stopped first: their figures are taken, and they would only hold memory.
+stop_server "$PARTNERD_PID"
+stop_server "$BASELINE_PID"
+PARTNERD_PID=""
+BASELINE_PID=""
+if [[ "$SKIP_INGEST" == 1 ]]; then
+  log "skipping the click-ingest and report benchmark (BENCH_SKIP_INGEST=1)"
+else
+  run_ingest_bench
+fi
 
 # ---------------------------------------------------------------- the table
 VALID=1
@@ -408,6 +419,7 @@ FAILED=0
 for v in "$KA_VERDICT" "$CH_VERDICT" "$P99_VERDICT" "$CLICKS_VERDICT"; do
   [[ "$v" == FAIL ]] && FAILED=1
 done
+((INGEST_FAILED)) && FAILED=1
 
 commit=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 if [[ "$commit" != unknown ]] && ! git -C "$ROOT" diff-index --quiet HEAD -- 2>/dev/null; then
@@ -433,8 +445,11 @@ row "redirect throughput, Connection: close" "$CH_P_MED req/s" "$CH_B_MED req/s"
 row "p99 latency at $PACED_RATE req/s (50% max)" "$P99_P ms" "$P99_B ms" "-" "<= ${GOAL_P99_MS} ms" "$P99_VERDICT"
 row "clicks stored vs 302s sent" "$CLICKS_FIGURE" "-" "-" "lost = 0" "$CLICKS_VERDICT"
 row "peak RSS (VmHWM)" "$(mib "$RSS_P")" "$(mib "$RSS_B")" "-" "(figure)" "-"
-row "batched click ingest, 10 M in table" "$INGEST_FIGURE" "-" "-" "(figure)" "$INGEST_RESULT"
-row "report latency, 1 M of 10 M clicks" "$REPORT_FIGURE" "-" "-" "(figure)" "$REPORT_RESULT"
+if [[ "$SKIP_INGEST" == 1 ]]; then
+  row "batched click ingest, report latency" "skipped (BENCH_SKIP_INGEST=1)" "-" "-" "-" "-"
+else
+  ingest_rows
+fi
 echo
 if [[ -n "$STORED" ]]; then
   echo "clicks stored = $STORED, 302s sent = $SENT_TOTAL, lost = $LOST" \
@@ -445,11 +460,16 @@ else
   echo "clicks stored = ? (no clicks table in $DATA/partnerd.db), 302s sent = $SENT_TOTAL, lost = ?"
 fi
 echo "partnerd answers wrk did not count as 2xx/3xx: $PARTNERD_STATUS_ERRORS; socket errors: $PARTNERD_SOCKET_ERRORS"
-echo "pending: batched click ingest and report latency need store APIs not written yet (HOOK(ingest), HOOK(report) in bench/redirect.sh)"
+if [[ "$SKIP_INGEST" != 1 ]]; then
+  ingest_details
+fi
 
+if [[ "$SKIP_INGEST" != 1 && "$INGEST_OK" != 1 ]]; then
+  INCOMPLETE+=("the click-ingest and report benchmark failed (partnerd-ingest's log: $WORK/ingest.log)")
+fi
 if ((${#INCOMPLETE[@]})); then
   echo
-  echo "INVALID: this run did not measure partnerd's redirect:"
+  echo "INVALID: this run did not measure everything:"
   printf '  - %s\n' "${INCOMPLETE[@]}"
   STATUS=2
 elif ((FAILED)); then
