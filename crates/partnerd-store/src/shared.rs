@@ -1210,34 +1210,38 @@ macro_rules! shared_store {
             }
 
             async fn report_rows(&self, range: $crate::ReportRange) -> $crate::StoreResult<Vec<$crate::ReportRow>> {
-                Ok(sqlx::query_as(
+                // One partner's report must reach the (partner_id, hour) index: a
+                // `$1 is null or partner_id = $1` filter would scan every partner's hours.
+                let partner = if range.partner_id.is_some() { "r.partner_id = $3 and " } else { "" };
+                let sql = format!(
                     "select coalesce(c.slug, 'default_link') as utm_campaign, r.utm_term, \
                        cast(sum(r.clicks) as bigint) as clicks, cast(sum(r.bot_clicks) as bigint) as bot_clicks, \
                        cast(sum(r.unique_visitors) as bigint) as unique_visitors, cast(sum(r.signups) as bigint) as signups \
                      from report_rollups r left join campaigns c on c.id = r.campaign_id \
-                     where r.hour >= $2 and r.hour < $3 and ($1 is null or r.partner_id = $1) \
+                     where {partner}r.hour >= $1 and r.hour < $2 \
                      group by coalesce(c.slug, 'default_link'), r.utm_term \
-                     order by clicks desc, utm_campaign, r.utm_term",
-                )
-                .bind(range.partner_id)
-                .bind(range.from_hour)
-                .bind(range.to_hour)
-                .fetch_all(&self.pool)
-                .await?)
+                     order by clicks desc, utm_campaign, r.utm_term"
+                );
+                let mut query = sqlx::query_as(&sql).bind(range.from_hour).bind(range.to_hour);
+                if let Some(partner_id) = range.partner_id {
+                    query = query.bind(partner_id);
+                }
+                Ok(query.fetch_all(&self.pool).await?)
             }
 
             async fn report_hours(&self, range: $crate::ReportRange) -> $crate::StoreResult<Vec<$crate::ReportHour>> {
-                Ok(sqlx::query_as(
+                let partner = if range.partner_id.is_some() { "partner_id = $3 and " } else { "" };
+                let sql = format!(
                     "select hour, cast(sum(clicks) as bigint) as clicks, cast(sum(bot_clicks) as bigint) as bot_clicks, \
                        cast(sum(unique_visitors) as bigint) as unique_visitors, cast(sum(signups) as bigint) as signups \
-                     from report_rollups where hour >= $2 and hour < $3 and ($1 is null or partner_id = $1) \
-                     group by hour order by hour",
-                )
-                .bind(range.partner_id)
-                .bind(range.from_hour)
-                .bind(range.to_hour)
-                .fetch_all(&self.pool)
-                .await?)
+                     from report_rollups where {partner}hour >= $1 and hour < $2 \
+                     group by hour order by hour"
+                );
+                let mut query = sqlx::query_as(&sql).bind(range.from_hour).bind(range.to_hour);
+                if let Some(partner_id) = range.partner_id {
+                    query = query.bind(partner_id);
+                }
+                Ok(query.fetch_all(&self.pool).await?)
             }
 
             async fn create_resource(&self, new: $crate::NewResource, audit: $crate::NewAudit) -> $crate::StoreResult<$crate::Resource> {
