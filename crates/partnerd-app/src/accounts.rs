@@ -435,13 +435,10 @@ impl App {
         })
     }
 
-    /// Sends a reset link if the account exists; answers the same either way.
-    pub async fn request_password_reset(
-        &self,
-        kind: AccountKind,
-        email: &str,
-        network: &str,
-    ) -> AppResult<()> {
+    /// Sends a reset link to every account (partner, staff) using this email,
+    /// and answers the same whether there is one or not. Each request counts
+    /// once against the email's and the network's limits.
+    pub async fn request_password_reset(&self, email: &str, network: &str) -> AppResult<()> {
         let account_key = throttle_key("reset-account", &email.trim().to_lowercase());
         let network_key = throttle_key("reset-network", network);
         self.check_limit(&account_key, RESET_PER_ACCOUNT).await?;
@@ -451,24 +448,30 @@ impl App {
         let Ok(email) = Email::parse(email) else {
             return Ok(());
         };
-        let found = match kind {
-            AccountKind::Partner => self
-                .store
-                .find_partner_by_email(&email)
-                .await?
-                .filter(|p| !p.is_removed())
-                .map(|p| (Subject::Partner(p.id), p.name)),
-            AccountKind::Staff => self
-                .store
-                .find_staff_by_email(&email)
-                .await?
-                .map(|s| (Subject::Staff(s.id), s.name)),
-        };
-        let Some((subject, name)) = found else {
-            return Ok(());
-        };
-        self.send_reset_link(subject, &name, &email, "Reset your password")
-            .await
+        let partner = self
+            .store
+            .find_partner_by_email(&email)
+            .await?
+            .filter(|p| !p.is_removed());
+        if let Some(partner) = partner {
+            self.send_reset_link(
+                Subject::Partner(partner.id),
+                &partner.name,
+                &email,
+                "Reset your password",
+            )
+            .await?;
+        }
+        if let Some(staff) = self.store.find_staff_by_email(&email).await? {
+            self.send_reset_link(
+                Subject::Staff(staff.id),
+                &staff.name,
+                &email,
+                "Reset your password",
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     async fn send_reset_link(

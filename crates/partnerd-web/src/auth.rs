@@ -8,7 +8,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use partnerd_app::accounts::{AccountKind, NewSessionToken, SignedIn, SignupInput};
 use partnerd_app::{App, AppError};
-use partnerd_domain::Email;
 use serde::Deserialize;
 
 use crate::context::{Ctx, cookie, session_cookie_name};
@@ -287,43 +286,15 @@ pub struct ResetRequestBody {
     email: String,
 }
 
-/// The same answer whether or not the email has an account. The link works
-/// for partner and staff accounts alike. Each request for an email counts once
-/// against that email's limit: the staff path is taken only for a staff
-/// member's email, the partner path for every other one (unknown emails too,
-/// so they are throttled exactly like known ones).
+/// The same answer whether or not the email has an account; the link works for
+/// partner and staff accounts alike (see `App::request_password_reset`).
 pub async fn reset_request(
     State(app): State<App>,
     ctx: Ctx,
     Form(body): Form<ResetRequestBody>,
 ) -> WebResult<Response> {
-    let (is_staff, is_partner) = match Email::parse(&body.email) {
-        Ok(email) => (
-            app.store
-                .find_staff_by_email(&email)
-                .await
-                .map_err(AppError::from)?
-                .is_some(),
-            app.store
-                .find_partner_by_email(&email)
-                .await
-                .map_err(AppError::from)?
-                .is_some(),
-        ),
-        Err(_) => (false, false),
-    };
-    if is_partner || !is_staff {
-        app.request_password_reset(AccountKind::Partner, &body.email, &ctx.network)
-            .await?;
-    }
-    if is_staff {
-        app.request_password_reset(
-            AccountKind::Staff,
-            &body.email,
-            &format!("staff:{}", ctx.network),
-        )
+    app.request_password_reset(&body.email, &ctx.network)
         .await?;
-    }
     Ok(render(&ResetRequestPage {
         layout: ctx.layout("Reset your password", Vec::new()),
         sent: true,

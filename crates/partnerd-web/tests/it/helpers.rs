@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use partnerd_app::accounts::{AccountKind, SignupInput};
+use partnerd_app::accounts::SignupInput;
 use partnerd_app::{App, Config, FakeClock};
 use partnerd_domain::Timestamp;
 use partnerd_store::{AuditEntry, OutboxEmail, Partner, PartnerQuery, Store, Subject};
@@ -309,13 +309,9 @@ impl TestApp {
 
     /// Asks for a reset link as the web does and returns the link's path.
     pub async fn reset_link_for(&self, account: &Account) -> String {
-        let kind = match account.subject {
-            Subject::Partner(_) => AccountKind::Partner,
-            Subject::Staff(_) => AccountKind::Staff,
-        };
         let network = format!("reset-network-{}", self.next());
         self.app
-            .request_password_reset(kind, &account.email, &network)
+            .request_password_reset(&account.email, &network)
             .await
             .expect("request a reset");
         let email = self.last_email_to(&account.email).await;
