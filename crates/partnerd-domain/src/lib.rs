@@ -7,9 +7,12 @@
 
 pub mod account;
 pub mod assignment;
+pub mod commission;
 pub mod email;
 pub mod errors;
 pub mod ids;
+pub mod ledger;
+pub mod money;
 pub mod password;
 pub mod policy;
 pub mod settings;
@@ -20,6 +23,7 @@ pub use account::{PartnerProfile, Role, StaffRole};
 pub use email::Email;
 pub use errors::FieldErrors;
 pub use ids::PublicPartnerId;
+pub use money::{Currency, Money};
 pub use password::{Password, PasswordPolicy};
 pub use settings::ProgramSettings;
 pub use time::Timestamp;
