@@ -15,8 +15,11 @@ pub mod crypto;
 pub mod errors;
 pub mod jobs;
 pub mod mail;
+pub mod outbound;
+pub mod paypal;
 pub mod report;
 pub mod resources;
+pub mod stripe;
 pub mod tracking;
 
 pub use clock::{Clock, FakeClock, SystemClock};
