@@ -5,6 +5,7 @@
 //! read; `synchronous=FULL` because money is booked here.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +31,14 @@ pub struct SqliteStore {
     /// checkpoint or `FULL` commit. Clicks are not money; this halves a batch's
     /// latency, which is what the redirect waits for. Money stays on `pool` (FULL).
     clicks: Arc<Mutex<rusqlite::Connection>>,
+    /// Tells the background checkpointer to stop when the store goes.
+    stop_checkpoints: Arc<AtomicBool>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop_checkpoints.store(true, Ordering::Relaxed);
+    }
 }
 
 impl SqliteStore {
@@ -63,9 +72,12 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let clicks = open_click_connection(options.get_filename())?;
+        let stop_checkpoints = Arc::new(AtomicBool::new(false));
+        checkpoint_in_background(pool.clone(), stop_checkpoints.clone());
         Ok(Self {
             pool,
             clicks: Arc::new(Mutex::new(clicks)),
+            stop_checkpoints,
         })
     }
 
@@ -131,6 +143,29 @@ impl SqliteStore {
     }
 }
 
+/// Copies the WAL back into the database file every 100 ms, on a connection of
+/// the pool rather than inside a click batch's commit. `PASSIVE` never waits for
+/// readers or writers; when it has caught up, the writer's next transaction starts
+/// the WAL over.
+fn checkpoint_in_background(pool: SqlitePool, stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            if let Err(err) = sqlx::query("pragma wal_checkpoint(passive)")
+                .execute(&pool)
+                .await
+            {
+                if pool.is_closed() {
+                    break;
+                }
+                tracing::warn!(%err, "WAL checkpoint failed; retrying");
+            }
+        }
+    });
+}
+
 fn open_click_connection(path: &std::path::Path) -> StoreResult<rusqlite::Connection> {
     let connection = rusqlite::Connection::open(path)?;
     connection.busy_timeout(Duration::from_secs(10))?;
@@ -141,9 +176,12 @@ fn open_click_connection(path: &std::path::Path) -> StoreResult<rusqlite::Connec
     // Today's counters and visitors stay in memory between batches instead of
     // being read back from the file (SQLite's default is 2 MiB).
     connection.pragma_update(None, "cache_size", -32768)?;
-    // Checkpoint after 40 MiB of WAL rather than 4 MiB: the same hot pages (the
-    // last page of clicks, today's counters) are copied back once per checkpoint,
-    // however often batches rewrote them in between.
+    // Checkpoints run beside the writer (`checkpoint_in_background`): one inside
+    // a batch's commit holds up every redirect waiting on that batch (SQLite's
+    // default of 1000 pages put p99 at half load at 8 ms, against 3 ms). But a
+    // checkpoint beside a writer that never pauses cannot finish, and only a
+    // finished one lets the WAL start over: so at 40 MiB the writer checkpoints
+    // itself, which bounds the WAL under a flood.
     connection.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     Ok(connection)
 }
