@@ -10,7 +10,8 @@
 #   BENCH_INGEST_CLICKS    clicks seeded (10000000); the heavy partner gets a tenth,
 #                          the light one a hundredth
 #   BENCH_INGEST_PARTNERS  partners (1000)
-#   BENCH_INGEST_BATCH     clicks per measured record_clicks call (1000)
+#   BENCH_INGEST_BATCH     clicks per measured record_clicks call (4096: the click
+#                          writer's largest batch, MAX_BATCH in partnerd-app)
 #   BENCH_INGEST_BATCHES   measured calls (200)
 #   BENCH_INGEST_REPORT_RUNS  timed reports per case (50, after 5 warm-ups)
 #   BENCH_INGEST_ARGS      extra arguments for partnerd-ingest
@@ -19,7 +20,7 @@
 
 INGEST_CLICKS=${BENCH_INGEST_CLICKS:-10000000}
 INGEST_PARTNERS=${BENCH_INGEST_PARTNERS:-1000}
-INGEST_BATCH=${BENCH_INGEST_BATCH:-1000}
+INGEST_BATCH=${BENCH_INGEST_BATCH:-4096}
 INGEST_BATCHES=${BENCH_INGEST_BATCHES:-200}
 INGEST_REPORT_RUNS=${BENCH_INGEST_REPORT_RUNS:-50}
 INGEST_HEAVY=$((INGEST_CLICKS / 10))

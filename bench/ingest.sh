@@ -13,7 +13,7 @@
 # Exit status: 0 every goal met, 1 a goal missed, 2 the benchmark could not run.
 #
 # Knobs (environment): BENCH_INGEST_CLICKS (10000000), BENCH_INGEST_PARTNERS (1000),
-# BENCH_INGEST_BATCH (1000), BENCH_INGEST_BATCHES (200), BENCH_INGEST_REPORT_RUNS (50),
+# BENCH_INGEST_BATCH (4096), BENCH_INGEST_BATCHES (200), BENCH_INGEST_REPORT_RUNS (50),
 # BENCH_INGEST_ARGS (more partnerd-ingest arguments), BENCH_SKIP_BUILD=1, BENCH_KEEP=1
 # (keep the work directory with the database and logs).
 # shellcheck disable=SC2317 # cleanup runs from the EXIT trap

@@ -208,8 +208,11 @@ impl Config {
         url.trim_end_matches('/').to_owned()
     }
 
+    /// Asked on every redirect, so it reads the setting without building the URL.
     pub fn is_https(&self) -> bool {
-        self.public_url().starts_with("https://")
+        self.public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"))
     }
 
     pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {

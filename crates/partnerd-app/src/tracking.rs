@@ -27,8 +27,10 @@ pub const CACHE_TTL: Duration = Duration::from_secs(3);
 /// Unknown ids are remembered too, so random ids cannot turn into database reads;
 /// the map is cleared when it grows past this many entries.
 const CACHE_MAX_ENTRIES: usize = 200_000;
-/// Most clicks one transaction holds.
-const MAX_BATCH: usize = 1024;
+/// Most clicks one transaction holds: under a flood the writer commits batches
+/// this large, where a commit's fixed cost (WAL frames, checkpoints) is spread
+/// thin; when the queue is short it commits whatever is waiting at once.
+pub const MAX_BATCH: usize = 4096;
 
 /// A signed referral token: which partner, campaign and click, and when.
 /// `{partner}.{campaign}.{click}.{seconds}.{signature}`, URL-safe, so it travels

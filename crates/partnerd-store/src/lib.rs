@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use partnerd_domain::{Email, ProgramSettings, Timestamp, assignment::ManagerLoad};
 
+mod clicks;
 mod postgres;
 mod shared;
 mod sqlite;
@@ -38,6 +39,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// From the SQLite click writer's own connection (see `SqliteStore`).
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

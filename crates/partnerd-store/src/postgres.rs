@@ -2,8 +2,9 @@
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+use crate::clicks::ClickTally;
 use crate::shared::shared_store;
-use crate::{Backend, StoreError, StoreResult};
+use crate::{Backend, NewClick, StoreError, StoreResult};
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -39,16 +40,78 @@ impl PgStore {
         Ok(self.pool.begin().await?)
     }
 
-    /// The transaction for a batch of clicks: committed without waiting for the
-    /// WAL flush (`synchronous_commit = off`, this transaction only). A crash of
-    /// PostgreSQL's host can lose the last few hundred milliseconds of clicks,
-    /// never money; the redirect waits half as long.
-    async fn write_clicks(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+    /// Writes a batch of clicks and their counters in one transaction, each
+    /// table in one statement: columns bound as arrays and unpacked by `unnest`.
+    /// Committed without waiting for the WAL flush (`synchronous_commit = off`,
+    /// this transaction only): a crash of PostgreSQL's host can lose the last few
+    /// hundred milliseconds of clicks, never money; the redirect waits half as long.
+    async fn write_click_batch(&self, clicks: &[NewClick]) -> StoreResult<()> {
+        if clicks.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
         sqlx::query("set local synchronous_commit = off")
             .execute(&mut *tx)
             .await?;
-        Ok(tx)
+        let column = |f: fn(&NewClick) -> Option<String>| clicks.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "insert into clicks (id, partner_id, campaign_id, at, utm_term, sub1, sub2, sub3, sub4, sub5, \
+             referrer_host, agent, network, visitor, own_session) \
+             select * from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], \
+               $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[])",
+        )
+        .bind(clicks.iter().map(|c| c.id).collect::<Vec<_>>())
+        .bind(clicks.iter().map(|c| c.partner_id).collect::<Vec<_>>())
+        .bind(clicks.iter().map(|c| c.campaign_id).collect::<Vec<_>>())
+        .bind(clicks.iter().map(|c| c.at.millis()).collect::<Vec<_>>())
+        .bind(column(|c| c.utm_term.clone()))
+        .bind(column(|c| c.subs[0].clone()))
+        .bind(column(|c| c.subs[1].clone()))
+        .bind(column(|c| c.subs[2].clone()))
+        .bind(column(|c| c.subs[3].clone()))
+        .bind(column(|c| c.subs[4].clone()))
+        .bind(column(|c| c.referrer_host.clone()))
+        .bind(clicks.iter().map(|c| c.agent).collect::<Vec<_>>())
+        .bind(clicks.iter().map(|c| c.network.as_str()).collect::<Vec<_>>())
+        .bind(clicks.iter().map(|c| c.visitor.as_str()).collect::<Vec<_>>())
+        .bind(clicks.iter().map(|c| i64::from(c.own_session)).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+
+        let mut tally = ClickTally::new(clicks);
+        let (days, keys): (Vec<i64>, Vec<i64>) = tally.visitors.keys().copied().unzip();
+        let new: Vec<(i64, i64)> = sqlx::query_as(
+            "insert into report_visitors (day, visitor_key) select * from unnest($1::bigint[], $2::bigint[]) \
+             on conflict do nothing returning day, visitor_key",
+        )
+        .bind(days)
+        .bind(keys)
+        .fetch_all(&mut *tx)
+        .await?;
+        for visitor in &new {
+            tally.count_new_visitor(visitor);
+        }
+
+        let rows = &tally.counters;
+        sqlx::query(
+            "insert into report_rollups (hour, partner_id, campaign_id, utm_term, clicks, bot_clicks, unique_visitors) \
+             select * from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[]) \
+             on conflict (hour, partner_id, campaign_id, utm_term) do update set \
+             clicks = report_rollups.clicks + excluded.clicks, \
+             bot_clicks = report_rollups.bot_clicks + excluded.bot_clicks, \
+             unique_visitors = report_rollups.unique_visitors + excluded.unique_visitors",
+        )
+        .bind(rows.keys().map(|k| k.0).collect::<Vec<_>>())
+        .bind(rows.keys().map(|k| k.1).collect::<Vec<_>>())
+        .bind(rows.keys().map(|k| k.2).collect::<Vec<_>>())
+        .bind(rows.keys().map(|k| k.3.as_str()).collect::<Vec<_>>())
+        .bind(rows.values().map(|v| v[0]).collect::<Vec<_>>())
+        .bind(rows.values().map(|v| v[1]).collect::<Vec<_>>())
+        .bind(rows.values().map(|v| v[2]).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// R-ACC-2 picks the least-loaded manager from the current counts; without a

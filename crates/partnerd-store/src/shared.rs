@@ -1034,94 +1034,8 @@ macro_rules! shared_store {
             }
 
             async fn record_clicks(&self, clicks: &[$crate::NewClick]) -> $crate::StoreResult<()> {
-                use std::collections::BTreeMap;
-                if clicks.is_empty() {
-                    return Ok(());
-                }
-                let mut tx = self.write_clicks().await?;
-                // Chunks keep each statement under both engines' bind-parameter limits.
-                for chunk in clicks.chunks(1000) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "insert into clicks (id, partner_id, campaign_id, at, utm_term, sub1, sub2, sub3, sub4, sub5, \
-                         referrer_host, agent, network, visitor, own_session) ",
-                    );
-                    insert.push_values(chunk, |mut row, click| {
-                        row.push_bind(click.id)
-                            .push_bind(click.partner_id)
-                            .push_bind(click.campaign_id)
-                            .push_bind(click.at.millis())
-                            .push_bind(click.utm_term.clone());
-                        for sub in &click.subs {
-                            row.push_bind(sub.clone());
-                        }
-                        row.push_bind(click.referrer_host.clone())
-                            .push_bind(click.agent)
-                            .push_bind(click.network.clone())
-                            .push_bind(click.visitor.clone())
-                            .push_bind(i64::from(click.own_session));
-                    });
-                    insert.build().execute(&mut *tx).await?;
-                }
-                // Counters: summed in memory first, so each report row is written once.
-                type Key = (i64, i64, i64, String);
-                let key = |c: &$crate::NewClick| -> Key {
-                    (c.at.millis().div_euclid(3_600_000), c.partner_id, c.campaign_id.unwrap_or(0), c.utm_term.clone().unwrap_or_default())
-                };
-                let mut counters: BTreeMap<Key, [i64; 3]> = BTreeMap::new();
-                let mut first_hour: BTreeMap<(i64, i64, i64, String, String), i64> = BTreeMap::new();
-                for click in clicks {
-                    let k = key(click);
-                    let entry = counters.entry(k.clone()).or_default();
-                    if click.agent == "bot" {
-                        entry[1] += 1;
-                    } else {
-                        entry[0] += 1;
-                        let day = click.at.millis().div_euclid(86_400_000);
-                        first_hour.entry((day, k.1, k.2, k.3.clone(), click.visitor.clone())).or_insert(k.0);
-                    }
-                }
-                // Unique visitors per day: the visitor counts in the hour they first came.
-                let visitors: Vec<_> = first_hour.into_iter().collect();
-                for chunk in visitors.chunks(1000) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "insert into report_visitors (day, partner_id, campaign_id, utm_term, visitor) ",
-                    );
-                    insert.push_values(chunk, |mut row, ((day, partner, campaign, term, visitor), _)| {
-                        row.push_bind(*day).push_bind(*partner).push_bind(*campaign).push_bind(term.clone()).push_bind(visitor.clone());
-                    });
-                    insert.push(" on conflict do nothing returning day, partner_id, campaign_id, utm_term, visitor");
-                    let new: Vec<(i64, i64, i64, String, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
-                    let hours: BTreeMap<_, _> = chunk.iter().cloned().collect();
-                    for visitor in new {
-                        if let Some(hour) = hours.get(&visitor) {
-                            counters.entry((*hour, visitor.1, visitor.2, visitor.3.clone())).or_default()[2] += 1;
-                        }
-                    }
-                }
-                let counters: Vec<_> = counters.into_iter().collect();
-                for chunk in counters.chunks(1000) {
-                    let mut upsert = sqlx::QueryBuilder::<$db>::new(
-                        "insert into report_rollups (hour, partner_id, campaign_id, utm_term, clicks, bot_clicks, unique_visitors) ",
-                    );
-                    upsert.push_values(chunk, |mut row, ((hour, partner, campaign, term), [browser, bot, unique])| {
-                        row.push_bind(*hour)
-                            .push_bind(*partner)
-                            .push_bind(*campaign)
-                            .push_bind(term.clone())
-                            .push_bind(*browser)
-                            .push_bind(*bot)
-                            .push_bind(*unique);
-                    });
-                    upsert.push(
-                        " on conflict (hour, partner_id, campaign_id, utm_term) do update set \
-                         clicks = report_rollups.clicks + excluded.clicks, \
-                         bot_clicks = report_rollups.bot_clicks + excluded.bot_clicks, \
-                         unique_visitors = report_rollups.unique_visitors + excluded.unique_visitors",
-                    );
-                    upsert.build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                // Bulk inserts differ by engine (see each backend's `write_click_batch`).
+                self.write_click_batch(clicks).await
             }
 
             async fn get_click(&self, id: i64) -> $crate::StoreResult<Option<$crate::Click>> {
@@ -1334,6 +1248,9 @@ macro_rules! shared_store {
                     "delete from sessions where expires_at <= $1",
                     "delete from password_resets where expires_at <= $1",
                     "delete from throttle where window_start <= $1 - 86400000",
+                    // Unique visitors are per UTC day: only today's and yesterday's
+                    // (for clicks committed just after midnight) are still looked up.
+                    "delete from report_visitors where day < $1 / 86400000 - 1",
                 ] {
                     purged += sqlx::query(sql).bind(now.millis()).execute(&mut *tx).await?.rows_affected();
                 }

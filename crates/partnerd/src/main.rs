@@ -27,6 +27,11 @@ impl std::fmt::Display for InvalidInput {
 
 impl std::error::Error for InvalidInput {}
 
+/// mimalloc: per-thread free lists where glibc's malloc takes locks and
+/// consolidates; the redirect allocates and frees on different threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -76,8 +76,9 @@ struct Args {
     /// commit rewrites about one index page per partner whatever its size).
     #[arg(long, value_name = "N", default_value_t = 50_000)]
     seed_batch: usize,
-    /// Clicks per measured `record_clicks` call.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    /// Clicks per measured `record_clicks` call (default: the click writer's
+    /// largest batch, what it commits under a flood of clicks).
+    #[arg(long, value_name = "N", default_value_t = partnerd_app::tracking::MAX_BATCH)]
     batch: usize,
     /// Measured `record_clicks` calls.
     #[arg(long, value_name = "N", default_value_t = 200)]
