@@ -13,11 +13,14 @@ use async_trait::async_trait;
 use partnerd_domain::{Email, ProgramSettings, Timestamp, assignment::ManagerLoad};
 
 mod clicks;
+pub mod money;
+mod money_sql;
 mod postgres;
 mod shared;
 mod sqlite;
 pub mod types;
 
+pub use money::MoneyStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -44,6 +47,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A money rule refused the change (below the minimum, a conflicting replay,
+    /// a withdrawal in the wrong state …); nothing was written.
+    #[error(transparent)]
+    Ledger(#[from] partnerd_domain::ledger::LedgerError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -55,9 +62,10 @@ pub enum Backend {
     Postgres,
 }
 
-/// Everything partnerd keeps. Each method is one transaction.
+/// Everything partnerd keeps. Each method is one transaction. The money methods
+/// are in the supertrait [`MoneyStore`] (`money.rs`).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: MoneyStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations; safe to call on every start.

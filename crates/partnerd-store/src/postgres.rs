@@ -3,6 +3,7 @@
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::clicks::ClickTally;
+use crate::money_sql::money_store;
 use crate::shared::shared_store;
 use crate::{Backend, NewClick, StoreError, StoreResult};
 
@@ -134,3 +135,4 @@ impl PgStore {
 }
 
 shared_store!(PgStore, sqlx::Postgres);
+money_store!(PgStore, sqlx::Postgres);

@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 };
 
 use crate::clicks::ClickTally;
+use crate::money_sql::money_store;
 use crate::shared::shared_store;
 use crate::{Backend, NewClick, StoreError, StoreResult};
 
@@ -245,3 +246,4 @@ fn write_clicks(connection: &mut rusqlite::Connection, clicks: &[NewClick]) -> S
 }
 
 shared_store!(SqliteStore, sqlx::Sqlite);
+money_store!(SqliteStore, sqlx::Sqlite);

@@ -49,6 +49,7 @@ mod audit_and_outbox;
 mod backup;
 mod jobs;
 mod migrations;
+mod money;
 mod partners;
 mod postgres_only;
 mod resources;
