@@ -20,9 +20,6 @@ pub fn backoff_seconds(attempts: i64) -> i64 {
 }
 
 /// Registers the periodic jobs. Each runs once per period across all nodes.
-/// Report counters of the last two days stay where click batches write them.
-pub const REPORT_RECENT_HOURS: i64 = 48;
-
 pub async fn register_schedules(app: &App) -> anyhow::Result<()> {
     app.store
         .ensure_schedule("housekeeping", "housekeeping", 3600, app.now())
@@ -102,18 +99,6 @@ async fn run_job(app: &App, job: &Job) -> Result<(), String> {
             tracing::info!(
                 rows = purged,
                 "housekeeping purged expired sessions, reset links and throttle windows"
-            );
-            // Report counters older than two days move to the partner-first
-            // history, which keeps a year's report fast (Store::compact_report).
-            let before_hour = app.now().millis().div_euclid(3_600_000) - REPORT_RECENT_HOURS;
-            let moved = app
-                .store
-                .compact_report(before_hour)
-                .await
-                .map_err(|e| e.to_string())?;
-            tracing::info!(
-                rows = moved,
-                "housekeeping moved report counters to the history"
             );
             Ok(())
         }

@@ -285,13 +285,6 @@ pub trait Store: MoneyStore + Send + Sync + 'static {
     /// than a day. Returns how many rows went.
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64>;
 
-    /// Moves the report counters of hours before `before_hour` from
-    /// `report_rollups` (hour-first: where every click batch writes) into
-    /// `report_history` (partner-first: what a partner's report reads), adding
-    /// to what is there. Reports read both, so they are exact whenever this runs;
-    /// it only makes long ranges fast. Returns the rows moved.
-    async fn compact_report(&self, before_hour: i64) -> StoreResult<u64>;
-
     // --- operations ---------------------------------------------------------------------
     /// A consistent copy of the whole database to `path`, taken while serving.
     async fn backup_to(&self, path: &std::path::Path) -> StoreResult<()>;

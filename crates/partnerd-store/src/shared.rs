@@ -1126,23 +1126,13 @@ macro_rules! shared_store {
             async fn report_rows(&self, range: $crate::ReportRange) -> $crate::StoreResult<Vec<$crate::ReportRow>> {
                 // One partner's report must reach the (partner_id, hour) index: a
                 // `$1 is null or partner_id = $1` filter would scan every partner's hours.
-                // Recent hours from report_rollups, older ones from report_history
-                // (see `compact_report`); summed per campaign id first, then named:
-                // the join runs once per campaign instead of once per hour.
-                let partner = if range.partner_id.is_some() { "partner_id = $3 and " } else { "" };
+                let partner = if range.partner_id.is_some() { "r.partner_id = $3 and " } else { "" };
                 let sql = format!(
                     "select coalesce(c.slug, 'default_link') as utm_campaign, r.utm_term, \
                        cast(sum(r.clicks) as bigint) as clicks, cast(sum(r.bot_clicks) as bigint) as bot_clicks, \
                        cast(sum(r.unique_visitors) as bigint) as unique_visitors, cast(sum(r.signups) as bigint) as signups \
-                     from (select campaign_id, utm_term, sum(clicks) as clicks, sum(bot_clicks) as bot_clicks, \
-                             sum(unique_visitors) as unique_visitors, sum(signups) as signups \
-                           from (select campaign_id, utm_term, clicks, bot_clicks, unique_visitors, signups \
-                                   from report_rollups where {partner}hour >= $1 and hour < $2 \
-                                 union all \
-                                 select campaign_id, utm_term, clicks, bot_clicks, unique_visitors, signups \
-                                   from report_history where {partner}hour >= $1 and hour < $2) u \
-                           group by campaign_id, utm_term) r \
-                     left join campaigns c on c.id = r.campaign_id \
+                     from report_rollups r left join campaigns c on c.id = r.campaign_id \
+                     where {partner}r.hour >= $1 and r.hour < $2 \
                      group by coalesce(c.slug, 'default_link'), r.utm_term \
                      order by clicks desc, utm_campaign, r.utm_term"
                 );
@@ -1158,11 +1148,7 @@ macro_rules! shared_store {
                 let sql = format!(
                     "select hour, cast(sum(clicks) as bigint) as clicks, cast(sum(bot_clicks) as bigint) as bot_clicks, \
                        cast(sum(unique_visitors) as bigint) as unique_visitors, cast(sum(signups) as bigint) as signups \
-                     from (select hour, clicks, bot_clicks, unique_visitors, signups \
-                             from report_rollups where {partner}hour >= $1 and hour < $2 \
-                           union all \
-                           select hour, clicks, bot_clicks, unique_visitors, signups \
-                             from report_history where {partner}hour >= $1 and hour < $2) u \
+                     from report_rollups where {partner}hour >= $1 and hour < $2 \
                      group by hour order by hour"
                 );
                 let mut query = sqlx::query_as(&sql).bind(range.from_hour).bind(range.to_hour);
@@ -1270,29 +1256,6 @@ macro_rules! shared_store {
                 }
                 tx.commit().await?;
                 Ok(purged)
-            }
-
-            async fn compact_report(&self, before_hour: i64) -> $crate::StoreResult<u64> {
-                let mut tx = self.write().await?;
-                // One transaction with the click writer's batches taking turns
-                // (BEGIN IMMEDIATE / row locks): no count is added twice or lost.
-                let moved = sqlx::query(
-                    "insert into report_history (partner_id, hour, campaign_id, utm_term, clicks, bot_clicks, unique_visitors, signups) \
-                     select partner_id, hour, campaign_id, utm_term, clicks, bot_clicks, unique_visitors, signups \
-                     from report_rollups where hour < $1 \
-                     on conflict (partner_id, hour, campaign_id, utm_term) do update set \
-                     clicks = report_history.clicks + excluded.clicks, \
-                     bot_clicks = report_history.bot_clicks + excluded.bot_clicks, \
-                     unique_visitors = report_history.unique_visitors + excluded.unique_visitors, \
-                     signups = report_history.signups + excluded.signups",
-                )
-                .bind(before_hour)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                sqlx::query("delete from report_rollups where hour < $1").bind(before_hour).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(moved)
             }
 
             async fn backup_to(&self, path: &std::path::Path) -> $crate::StoreResult<()> {

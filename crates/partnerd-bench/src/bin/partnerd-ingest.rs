@@ -758,39 +758,6 @@ async fn main() -> anyhow::Result<()> {
         (partner_ids, Some(seeded))
     };
 
-    // What the hourly housekeeping job does in production: counters older than
-    // two days move to the partner-first history the report reads.
-    {
-        let started = Instant::now();
-        let before_hour = SystemClock.now().millis().div_euclid(3_600_000)
-            - partnerd_app::jobs::REPORT_RECENT_HOURS;
-        let moved = store
-            .compact_report(before_hour)
-            .await
-            .context("compact_report failed")?;
-        log(format_args!(
-            "moved {moved} report rows older than two days to the history in {:.1} s (the housekeeping job)",
-            started.elapsed().as_secs_f64()
-        ));
-        emit(
-            "compact_seconds",
-            format_args!("{:.1}", started.elapsed().as_secs_f64()),
-        );
-    }
-    // Moving a year of counters at once (production moves an hour at a time) leaves
-    // a WAL of hundreds of MiB; copy it back now rather than during the measurement.
-    if let Some(path) = &setup.sqlite_path {
-        use sqlx::Connection;
-        let url = format!("sqlite://{}", path.display());
-        let mut connection = sqlx::SqliteConnection::connect(&url)
-            .await
-            .context("cannot open the database to checkpoint it")?;
-        sqlx::query("pragma wal_checkpoint(truncate)")
-            .execute(&mut connection)
-            .await
-            .context("the WAL checkpoint failed")?;
-    }
-
     // Seeding leaves gigabytes of dirty pages for the kernel to write back; measured
     // while that runs, every commit's fsync waits behind it. Flush them first.
     if let Some(path) = &setup.sqlite_path {
