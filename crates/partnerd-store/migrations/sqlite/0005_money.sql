@@ -1,5 +1,5 @@
 -- The money ledger (DESIGN.md "The money ledger"; R-COM-1..4, R-PAY-1..4). Kept in
--- lockstep with ../postgres/0006_money.sql. Amounts are integer minor units beside
+-- lockstep with ../postgres/0005_money.sql. Amounts are integer minor units beside
 -- their ISO 4217 currency; times are milliseconds UTC. The pure rules live in
 -- partnerd-domain (commission.rs, ledger.rs); these tables hold what they read and
 -- write, and partnerd-store/src/money.rs books everything of one event in one
