@@ -386,6 +386,33 @@ conformance!(
 );
 
 conformance!(
+    housekeeping_forgets_the_visitors_of_days_before_yesterday_only,
+    |store: Arc<dyn Store>| async move {
+        let ann = add_partner(&*store, "ann", at(0)).await;
+        store
+            .record_clicks(&[click(1, ann.id, None, at_hour(0, 5), None, "browser", "v1")])
+            .await
+            .unwrap();
+        let again = |id| click(id, ann.id, None, at_hour(0, 10), None, "browser", "v1");
+        // Purged the next day: the day's visitors are still known, V1 counts once.
+        store.purge_expired(at_hour(24, 0)).await.unwrap();
+        store.record_clicks(&[again(2)]).await.unwrap();
+        assert_eq!(
+            store.report_rows(everything(Some(ann.id))).await.unwrap(),
+            vec![row("default_link", "", 2, 0, 1, 0)]
+        );
+        // Three days later that day's visitors are gone (a click for it would be
+        // counted as a new visitor, which no click stamped now can be).
+        store.purge_expired(at_hour(3 * 24, 0)).await.unwrap();
+        store.record_clicks(&[again(3)]).await.unwrap();
+        assert_eq!(
+            store.report_rows(everything(Some(ann.id))).await.unwrap(),
+            vec![row("default_link", "", 3, 0, 2, 0)]
+        );
+    }
+);
+
+conformance!(
     a_batch_of_thousands_of_clicks_is_recorded_whole,
     |store: Arc<dyn Store>| async move {
         let ann = add_partner(&*store, "ann", at(0)).await;
