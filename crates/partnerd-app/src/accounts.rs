@@ -862,6 +862,8 @@ impl App {
         let audit = NewAudit::new(self.now(), actor, "settings.update", "settings")
             .before_after(Some(pick(&old)), Some(pick(&new)));
         self.store.save_settings(&after, audit, self.now()).await?;
+        // This node uses the new settings at once (others within CACHE_TTL).
+        self.tracking_cache.forget_settings();
         Ok(after)
     }
 

@@ -53,6 +53,9 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     /// Stripe webhook signing secrets, comma-separated during rotation.
     pub stripe_webhook_secret: Option<Secret>,
+    /// PayPal Payouts (R-PAY-3); without it approved withdrawals wait for the
+    /// manual path (the mass-payment CSV).
+    pub paypal: Option<PayPalSettings>,
     /// Log lines as JSON (for log shippers) instead of text.
     pub log_json: bool,
 }
@@ -69,6 +72,7 @@ impl Default for Config {
             smtp: None,
             metrics_token: None,
             stripe_webhook_secret: None,
+            paypal: None,
             log_json: false,
         }
     }
@@ -87,6 +91,33 @@ pub struct SmtpConfig {
     pub password: Option<Secret>,
     /// The sender, e.g. `Acme Partners <partners@acme.com>`.
     pub from: String,
+}
+
+/// `[paypal]`: the REST app whose credentials send payouts, from the PayPal
+/// developer dashboard (My Apps & Credentials).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PayPalSettings {
+    pub client_id: String,
+    /// Also `PARTNERD_PAYPAL__CLIENT_SECRET_FILE`.
+    pub client_secret: Secret,
+    /// The live API by default; `https://api-m.sandbox.paypal.com` for the sandbox.
+    #[serde(default = "default_paypal_base_url")]
+    pub base_url: String,
+    /// The id PayPal gave the webhook pointing at `/webhooks/paypal`; without
+    /// it webhooks cannot be verified and are refused (polling still works).
+    pub webhook_id: Option<String>,
+    /// How long one call to PayPal may take.
+    #[serde(default = "default_paypal_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_paypal_base_url() -> String {
+    "https://api-m.paypal.com".into()
+}
+
+fn default_paypal_timeout() -> u64 {
+    30
 }
 
 fn default_smtp_port() -> u16 {
@@ -189,6 +220,22 @@ impl Config {
                 "smtp.security: must be starttls, tls or none"
             );
         }
+        if let Some(paypal) = &self.paypal {
+            let parsed = url::Url::parse(&paypal.base_url)
+                .map_err(|e| anyhow::anyhow!("paypal.base_url: {e}"))?;
+            anyhow::ensure!(
+                matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some(),
+                "paypal.base_url: must be http(s)://host"
+            );
+            anyhow::ensure!(
+                !paypal.client_id.trim().is_empty() && !paypal.client_secret.expose().is_empty(),
+                "paypal: client_id and client_secret are required"
+            );
+            anyhow::ensure!(
+                (1..=300).contains(&paypal.timeout_seconds),
+                "paypal.timeout_seconds: must be between 1 and 300"
+            );
+        }
         Ok(())
     }
 
@@ -251,7 +298,10 @@ fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
                     | "password"
                     | "database_url"
                     | "metrics_token"
-                    | "stripe_webhook_secret",
+                    | "stripe_webhook_secret"
+                    | "client_id"
+                    | "client_secret"
+                    | "webhook_id",
                     toml::Value::Integer(n),
                 ) => toml::Value::String(n.to_string()),
                 (_, value) => value,
@@ -351,6 +401,55 @@ mod tests {
         assert!(config.is_trusted_proxy("10.1.2.3".parse().unwrap()));
         assert!(config.is_trusted_proxy("::1".parse().unwrap()));
         assert!(!config.is_trusted_proxy("11.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn paypal_settings_come_from_the_environment_with_the_secret_from_a_file_and_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("paypal-secret");
+        std::fs::write(&secret, "EKx-very-secret-paypal\n").unwrap();
+        let config = Config::load(
+            None,
+            &env(&[
+                ("PARTNERD_PAYPAL__CLIENT_ID", "AbC123"),
+                (
+                    "PARTNERD_PAYPAL__CLIENT_SECRET_FILE",
+                    secret.to_str().unwrap(),
+                ),
+                ("PARTNERD_PAYPAL__WEBHOOK_ID", "1JE4291016473214C"),
+            ]),
+        )
+        .unwrap();
+        let paypal = config.paypal.clone().unwrap();
+        assert_eq!(paypal.client_id, "AbC123");
+        assert_eq!(paypal.client_secret.expose(), "EKx-very-secret-paypal");
+        assert_eq!(paypal.base_url, crate::paypal::LIVE_BASE_URL);
+        assert_eq!(paypal.webhook_id.as_deref(), Some("1JE4291016473214C"));
+        assert_eq!(paypal.timeout_seconds, 30);
+        assert!(!format!("{config:?}").contains("very-secret"));
+        // A numeric-looking id stays text.
+        let config = Config::load(
+            None,
+            &env(&[
+                ("PARTNERD_PAYPAL__CLIENT_ID", "12345"),
+                ("PARTNERD_PAYPAL__CLIENT_SECRET", "s"),
+                ("PARTNERD_PAYPAL__BASE_URL", crate::paypal::SANDBOX_BASE_URL),
+            ]),
+        )
+        .unwrap();
+        let paypal = config.paypal.unwrap();
+        assert_eq!(paypal.client_id, "12345");
+        assert_eq!(paypal.base_url, crate::paypal::SANDBOX_BASE_URL);
+        for bad in [
+            vec![("PARTNERD_PAYPAL__CLIENT_ID", "id")],
+            vec![
+                ("PARTNERD_PAYPAL__CLIENT_ID", "id"),
+                ("PARTNERD_PAYPAL__CLIENT_SECRET", "s"),
+                ("PARTNERD_PAYPAL__BASE_URL", "ftp://paypal"),
+            ],
+        ] {
+            assert!(Config::load(None, &env(&bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

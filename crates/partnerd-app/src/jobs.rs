@@ -24,6 +24,19 @@ pub async fn register_schedules(app: &App) -> anyhow::Result<()> {
     app.store
         .ensure_schedule("housekeeping", "housekeeping", 3600, app.now())
         .await?;
+    // R-COM-4: a lot becomes available at most this long after its hold ends.
+    app.store
+        .ensure_schedule("release_holds", "release_holds", 300, app.now())
+        .await?;
+    // Outbound webhooks, every few seconds. A schedule enqueues at most one run per
+    // period however late the worker is (next_on_grid), both jobs are safe to overlap
+    // (the cursor row, delivery leases), and the events job deletes their finished
+    // runs after a day, which would otherwise add ~35,000 rows a day to `jobs`.
+    for kind in [crate::webhooks::EVENTS_JOB, crate::webhooks::DELIVERIES_JOB] {
+        app.store
+            .ensure_schedule(kind, kind, crate::webhooks::JOB_PERIOD_SECONDS, app.now())
+            .await?;
+    }
     Ok(())
 }
 
@@ -102,6 +115,25 @@ async fn run_job(app: &App, job: &Job) -> Result<(), String> {
             );
             Ok(())
         }
+        "release_holds" => {
+            let released = app.release_due_holds().await.map_err(|e| e.to_string())?;
+            if released > 0 {
+                tracing::info!(lots = released, "released commission whose hold ended");
+            }
+            Ok(())
+        }
+        crate::payouts::PAYOUT_JOB => crate::payouts::run_payout_job(app, &payload).await,
+        crate::payouts::POLL_JOB => crate::payouts::run_poll_job(app, &payload).await,
+        crate::webhooks::EVENTS_JOB => app
+            .run_webhook_events_job()
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        crate::webhooks::DELIVERIES_JOB => app
+            .run_webhook_deliveries_job()
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
         other => Err(format!("unknown job kind {other:?}")),
     }
 }

@@ -15,12 +15,17 @@ pub mod crypto;
 pub mod errors;
 pub mod jobs;
 pub mod mail;
+pub mod money;
 pub mod outbound;
+pub mod payouts;
 pub mod paypal;
 pub mod report;
 pub mod resources;
 pub mod stripe;
+pub mod stripe_events;
 pub mod tracking;
+pub mod webhooks;
+pub mod withdrawals;
 
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use config::Config;
@@ -41,6 +46,10 @@ pub struct App {
     pub click_ids: Arc<tracking::ClickIds>,
     /// Group commit for clicks.
     pub click_writer: tracking::ClickWriter,
+    /// Group commit for billing events (payments, refunds, chargebacks).
+    pub billing_writer: money::BillingWriter,
+    /// PayPal Payouts, when `[paypal]` is configured (one client: it caches the token).
+    pub paypal: Option<Arc<paypal::PayPalClient>>,
 }
 
 impl App {
@@ -55,14 +64,22 @@ impl App {
             Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),
             None => None,
         };
+        let paypal = payouts::paypal_client(&config)?;
+        let tracking_cache: Arc<tracking::TrackingCache> = Arc::default();
         Ok(Self {
+            paypal,
             click_writer: tracking::ClickWriter::start(store.clone()),
+            billing_writer: money::BillingWriter::start(
+                store.clone(),
+                clock.clone(),
+                tracking_cache.clone(),
+            ),
             store,
             clock,
             config: Arc::new(config),
             mailer,
             keys: Arc::new(keys),
-            tracking_cache: Arc::default(),
+            tracking_cache,
             click_ids: Arc::default(),
         })
     }

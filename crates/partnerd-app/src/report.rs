@@ -8,7 +8,7 @@ use jiff::ToSpan;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use partnerd_domain::FieldErrors;
-use partnerd_store::{ReportRange, ReportRow};
+use partnerd_store::{ReportMoneyRow, ReportRange, ReportRow};
 use serde::Serialize;
 
 use crate::{App, AppResult};
@@ -17,6 +17,8 @@ use crate::{App, AppResult};
 pub const MAX_DAYS: i64 = 400;
 /// The default range: the last 30 days up to now, today included (CONTRACT.md).
 pub const DEFAULT_DAYS: i64 = 30;
+/// The currency of a row without money yet.
+const DEFAULT_CURRENCY: &str = "USD";
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ReportLine {
@@ -26,7 +28,8 @@ pub struct ReportLine {
     pub bot_clicks: i64,
     pub unique_visitors: i64,
     pub signups: i64,
-    /// Paying customers, revenue and commission arrive with the money issue.
+    /// R-REP-2: new paying customers, revenue (paid net of refunds) and
+    /// commission, of the payments made in the range, in `currency`.
     pub customers: i64,
     pub revenue: i64,
     pub commission: i64,
@@ -45,8 +48,14 @@ impl ReportLine {
             customers: 0,
             revenue: 0,
             commission: 0,
-            currency: "USD".into(),
+            currency: DEFAULT_CURRENCY.into(),
         }
+    }
+
+    fn add_money(&mut self, money: &ReportMoneyRow) {
+        self.customers += money.customers;
+        self.revenue += money.revenue;
+        self.commission += money.commission;
     }
 
     fn add(&mut self, other: &Self) {
@@ -75,6 +84,9 @@ pub struct ReportDay {
     pub clicks: i64,
     pub unique_visitors: i64,
     pub signups: i64,
+    /// In the report's currency (`totals.currency`).
+    pub revenue: i64,
+    pub commission: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -150,13 +162,53 @@ impl App {
             from_hour: from_ms.div_euclid(3_600_000),
             to_hour: (to_ms + 3_599_999).div_euclid(3_600_000),
         };
-        let rows: Vec<ReportLine> = self
+        let mut rows: Vec<ReportLine> = self
             .store
             .report_rows(range)
             .await?
             .into_iter()
             .map(ReportLine::from_row)
             .collect();
+        let money = self.store.report_money_rows(range).await?;
+        // The report's currency: the one with the most revenue (a program
+        // usually bills in one); rows in others stand apart with their own.
+        let mut by_currency: BTreeMap<&str, i64> = BTreeMap::new();
+        for m in &money {
+            *by_currency.entry(&m.currency).or_default() += m.revenue;
+        }
+        let currency = by_currency
+            .iter()
+            .max_by_key(|(_, revenue)| **revenue)
+            .map_or(DEFAULT_CURRENCY, |(c, _)| *c)
+            .to_owned();
+        for row in &mut rows {
+            row.currency = currency.clone();
+        }
+        for m in &money {
+            let found = rows.iter_mut().find(|r| {
+                r.utm_campaign == m.utm_campaign
+                    && r.utm_term == m.utm_term
+                    && r.currency == m.currency
+            });
+            match found {
+                Some(row) => row.add_money(m),
+                None => {
+                    // Money whose clicks and sign-ups fall outside the range (a
+                    // payment months after the click), or in another currency.
+                    let mut row = ReportLine::from_row(ReportRow {
+                        utm_campaign: m.utm_campaign.clone(),
+                        utm_term: m.utm_term.clone(),
+                        clicks: 0,
+                        bot_clicks: 0,
+                        unique_visitors: 0,
+                        signups: 0,
+                    });
+                    row.currency = m.currency.clone();
+                    row.add_money(m);
+                    rows.push(row);
+                }
+            }
+        }
         let mut totals = ReportLine::from_row(ReportRow {
             utm_campaign: String::new(),
             utm_term: String::new(),
@@ -165,7 +217,8 @@ impl App {
             unique_visitors: 0,
             signups: 0,
         });
-        for row in &rows {
+        totals.currency = currency.clone();
+        for row in rows.iter().filter(|r| r.currency == currency) {
             totals.add(row);
         }
         // Hours into local days; every day of the range is present, zero or not.
@@ -179,6 +232,8 @@ impl App {
                     clicks: 0,
                     unique_visitors: 0,
                     signups: 0,
+                    revenue: 0,
+                    commission: 0,
                 },
             );
             match day.checked_add(1.day()) {
@@ -194,6 +249,18 @@ impl App {
                 entry.clicks += hour.clicks;
                 entry.unique_visitors += hour.unique_visitors;
                 entry.signups += hour.signups;
+            }
+        }
+        for hour in self.store.report_money_hours(range).await? {
+            if hour.currency != currency {
+                continue;
+            }
+            let at = jiff::Timestamp::from_millisecond(hour.hour * 3_600_000)
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            let local = at.to_zoned_datetime(tz.clone()).date();
+            if let Some(entry) = days.get_mut(&local) {
+                entry.revenue += hour.revenue;
+                entry.commission += hour.commission;
             }
         }
         Ok(Report {

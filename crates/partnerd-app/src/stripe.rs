@@ -40,7 +40,10 @@ const MAX_HEADER_BYTES: usize = 4096;
 
 /// Metadata keys read, in this order, when a checkout session or customer
 /// carries the referral in `metadata` rather than `client_reference_id`.
-pub const REFERRAL_METADATA_KEYS: [&str; 3] = ["partnerd_referral", "referral", "ref"];
+/// `partnerd_ref` is the name of the tracking cookie and form field, so the
+/// name a vendor most likely copies into metadata.
+pub const REFERRAL_METADATA_KEYS: [&str; 4] =
+    ["partnerd_referral", "partnerd_ref", "referral", "ref"];
 
 type HmacSha256 = Hmac<Sha256>;
 

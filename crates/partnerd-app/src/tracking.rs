@@ -183,6 +183,12 @@ impl TrackingCache {
         self.partners.write().expect("cache lock").remove(public_id);
     }
 
+    /// Drops the cached settings, so the next read loads them.
+    pub fn forget_settings(&self) {
+        *self.settings.write().expect("cache lock") = None;
+    }
+
+    /// The program settings, trusted for [`CACHE_TTL`].
     pub async fn settings(&self, store: &dyn Store) -> AppResult<Arc<ProgramSettings>> {
         if let Some(hit) = self.settings.read().expect("cache lock").as_ref()
             && hit.loaded.elapsed() < CACHE_TTL

@@ -37,6 +37,9 @@ pub enum Action {
     AdministerPartners,
     /// Create staff, edit settings and terms, read the audit log and outbox.
     AdministerProgram,
+    /// R-PAY-3: see the withdrawal queue, approve or reject withdrawals, export
+    /// them for a mass payment and mark them paid or failed. Admins only.
+    DecideWithdrawals,
     /// The integration API.
     UseApi,
 }
@@ -143,6 +146,27 @@ mod tests {
             Err(Denied::Unauthenticated)
         );
         assert_eq!(authorize(ADMIN, Action::UsePanel), Err(Denied::Forbidden));
+    }
+
+    #[test]
+    fn only_admins_decide_withdrawals() {
+        assert_eq!(authorize(ADMIN, Action::DecideWithdrawals), Ok(()));
+        assert_eq!(
+            authorize(MANAGER, Action::DecideWithdrawals),
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(
+            authorize(PARTNER, Action::DecideWithdrawals),
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(
+            authorize(Actor::Anonymous, Action::DecideWithdrawals),
+            Err(Denied::Unauthenticated)
+        );
+        assert_eq!(
+            authorize(Actor::ApiKey { key_id: 1 }, Action::DecideWithdrawals),
+            Err(Denied::Unauthenticated)
+        );
     }
 
     #[test]

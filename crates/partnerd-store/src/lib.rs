@@ -13,17 +13,23 @@ use async_trait::async_trait;
 use partnerd_domain::{Email, ProgramSettings, Timestamp, assignment::ManagerLoad};
 
 mod clicks;
+pub mod exports_sql;
 pub mod money;
 mod money_sql;
 mod postgres;
 mod shared;
 mod sqlite;
+pub mod stripe_sql;
 pub mod types;
+pub mod webhooks_sql;
 
+pub use exports_sql::ExportStore;
 pub use money::MoneyStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use stripe_sql::StripeStore;
 pub use types::*;
+pub use webhooks_sql::WebhookStore;
 
 /// Errors a caller can act on; everything else is `Database`.
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +69,16 @@ pub enum Backend {
 }
 
 /// Everything partnerd keeps. Each method is one transaction. The money methods
-/// are in the supertrait [`MoneyStore`] (`money.rs`).
+/// are in the supertrait [`MoneyStore`] (`money.rs`); the Stripe webhook's
+/// bookkeeping (events seen, charge links, parked events, console secrets) in
+/// the supertrait [`StripeStore`] (`stripe_sql.rs`); outbound webhooks' endpoints,
+/// events and deliveries in the supertrait [`WebhookStore`] (`webhooks_sql.rs`);
+/// the reads behind statements and accounting exports in the supertrait
+/// [`ExportStore`] (`exports_sql.rs`).
 #[async_trait]
-pub trait Store: MoneyStore + Send + Sync + 'static {
+pub trait Store:
+    MoneyStore + StripeStore + WebhookStore + ExportStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations; safe to call on every start.
@@ -261,6 +274,11 @@ pub trait Store: MoneyStore + Send + Sync + 'static {
     async fn report_rows(&self, range: ReportRange) -> StoreResult<Vec<ReportRow>>;
     /// The same figures per hour, for the chart.
     async fn report_hours(&self, range: ReportRange) -> StoreResult<Vec<ReportHour>>;
+    /// R-REP-2: paying customers, revenue and commission by report row and
+    /// currency, from the `report_money` counters the bookings keep.
+    async fn report_money_rows(&self, range: ReportRange) -> StoreResult<Vec<ReportMoneyRow>>;
+    /// The same per hour and currency, for the chart.
+    async fn report_money_hours(&self, range: ReportRange) -> StoreResult<Vec<ReportMoneyHour>>;
 
     // --- marketing resources (R-RES-1) ----------------------------------------------
     async fn create_resource(

@@ -24,7 +24,7 @@ use partnerd_domain::ledger::{
 use partnerd_domain::{Currency, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::{NewAudit, NewJob, StoreResult};
+use crate::{NewAudit, NewEmail, NewJob, StoreResult};
 
 /// Where a billing event came from; with its id, the key a replay is known by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +77,10 @@ pub struct NewPayment {
     pub customer_id: String,
     pub amount: i64,
     pub currency: Currency,
-    /// When the customer paid; the hold counts from here (R-COM-4).
+    /// When the customer paid; the hold counts from here (R-COM-4). Not part
+    /// of what a replay is compared on: a caller that leaves it out gets "now",
+    /// which differs on every retry, and the first delivery's time stands.
+    #[serde(skip)]
     pub paid_at: Timestamp,
     pub subscription_id: Option<String>,
 }
@@ -121,6 +124,15 @@ pub struct NewCancellation {
     pub event: EventKey,
     pub subscription_id: String,
     pub customer_id: Option<String>,
+}
+
+/// Any billing event, for [`MoneyStore::record_billing_batch`].
+#[derive(Debug, Clone)]
+pub enum BillingEvent {
+    Payment(NewPayment),
+    Refund(NewRefund),
+    Chargeback(NewChargeback),
+    Cancellation(NewCancellation),
 }
 
 /// What a billing event was answered; stored with the event, so a replay gets
@@ -200,6 +212,19 @@ pub struct PayoutItemRow {
     pub payout_item_id: Option<String>,
     pub created_at: Timestamp,
     pub submitted_at: Option<Timestamp>,
+}
+
+/// What a payout status report writes besides its booking, in the same
+/// transaction (R-PAY-3: the partner is told when the money arrives or comes
+/// back; polling goes on while the payout is in flight).
+#[derive(Debug, Clone, Default)]
+pub struct PayoutFollowUp {
+    /// Written only when the report pays the withdrawal.
+    pub email_if_paid: Option<NewEmail>,
+    /// Written only when the report brings the money back to the partner.
+    pub email_if_came_back: Option<NewEmail>,
+    /// Enqueued whatever the report changed (the next status poll).
+    pub job: Option<NewJob>,
 }
 
 /// One currency of a partner's balance (`GET /partners/{id}/balance`).
@@ -297,6 +322,18 @@ pub trait MoneyStore: Send + Sync {
         now: Timestamp,
     ) -> StoreResult<(BillingAnswer, bool)>;
 
+    /// Group commit (DESIGN.md "the hot path"): books several events in one
+    /// transaction, each in a savepoint of its own, so a refused event changes
+    /// nothing and sinks none of the others. The outer error means nothing of
+    /// the batch committed; otherwise each event has its own result, committed
+    /// when `Ok`, exactly as the single-event methods would have answered.
+    async fn record_billing_batch(
+        &self,
+        events: Vec<BillingEvent>,
+        hold_days: i64,
+        now: Timestamp,
+    ) -> StoreResult<Vec<StoreResult<(BillingAnswer, bool)>>>;
+
     // --- holds and reviews (R-COM-4) -----------------------------------------------------
     /// Releases every lot whose hold ended by `now`, for up to `limit` partner
     /// books (partner and currency); returns how many lots were released. The job
@@ -316,11 +353,14 @@ pub trait MoneyStore: Send + Sync {
 
     // --- payout profile and withdrawals (R-PAY-1..4) -------------------------------------
     async fn payout_profile(&self, partner_id: i64) -> StoreResult<PayoutProfile>;
+    /// Saves the profile with its audit entry and `notices` (the emails telling
+    /// the old PayPal address and the account that the address changed), together.
     async fn save_payout_profile(
         &self,
         partner_id: i64,
         profile: &PayoutProfile,
         audit: NewAudit,
+        notices: Vec<NewEmail>,
         now: Timestamp,
     ) -> StoreResult<()>;
     /// R-PAY-1: takes the whole available balance of the currency into payout
@@ -342,12 +382,14 @@ pub trait MoneyStore: Send + Sync {
         audit: NewAudit,
         now: Timestamp,
     ) -> StoreResult<PayoutItemRow>;
-    /// R-PAY-3: an admin rejects with a reason; the money comes back.
+    /// R-PAY-3: an admin rejects with a reason; the money comes back, and
+    /// `notice` (the partner's email) is written with it.
     async fn reject_withdrawal(
         &self,
         withdrawal_id: &str,
         reason: &str,
         audit: NewAudit,
+        notice: Option<NewEmail>,
         now: Timestamp,
     ) -> StoreResult<WithdrawalRow>;
     /// PayPal accepted the batch: its ids, for polling.
@@ -359,13 +401,15 @@ pub trait MoneyStore: Send + Sync {
         now: Timestamp,
     ) -> StoreResult<()>;
     /// A payout item's status from a poll, a webhook or an admin (with `audit`);
-    /// books what it means (paid, or the money back).
+    /// books what it means (paid, or the money back) and writes `follow_up`'s
+    /// email for what the report did, and its job, in the same transaction.
     async fn record_payout_status(
         &self,
         withdrawal_id: &str,
         status: PayoutStatus,
         payout_item_id: Option<&str>,
         audit: Option<NewAudit>,
+        follow_up: PayoutFollowUp,
         now: Timestamp,
     ) -> StoreResult<WithdrawalRow>;
 

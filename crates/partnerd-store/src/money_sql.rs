@@ -227,6 +227,9 @@ pub(crate) struct InvoiceState {
     pub uncredited: Option<(i64, Currency, Timestamp)>,
     /// Numbers the review cases (`rev:` / `apr:` `{invoice}/{n}`).
     pub review_round: i64,
+    /// The credited revenue as loaded ([`InvoiceState::revenue`]), so the event's
+    /// change to the report is the difference (R-REP-2).
+    pub revenue_loaded: i64,
 }
 
 impl InvoiceState {
@@ -282,12 +285,25 @@ impl InvoiceState {
             .collect::<BTreeMap<_, _>>();
         invoice.review = parse_review(&review)?;
         invoice.booked = booked;
-        Ok(Self {
+        let mut state = Self {
             invoice,
             customer_id,
             subscription_id,
             uncredited,
             review_round: round,
+            revenue_loaded: 0,
+        };
+        state.revenue_loaded = state.revenue();
+        Ok(state)
+    }
+
+    /// What the credited customer paid on this invoice net of refunds and open
+    /// chargebacks (never below zero): the report's revenue (R-REP-2). Zero
+    /// while the payment is unknown or nobody is credited.
+    pub(crate) fn revenue(&self) -> i64 {
+        self.invoice.payment.as_ref().map_or(0, |payment| {
+            let net = i128::from(payment.amount) - self.invoice.refunded();
+            i64::try_from(net.max(0)).unwrap_or(i64::MAX)
         })
     }
 
@@ -613,6 +629,63 @@ macro_rules! money_store {
                 Ok(state.invoice.booked - before)
             }
 
+            /// R-REP-2: what a billing event changed in the report's paying
+            /// customers, revenue and commission, on the report row of the
+            /// customer's sign-up (campaign and term) at the hour of the payment,
+            /// in the same transaction as the booking. A customer counts once, with
+            /// the first of their payments to arrive.
+            async fn report_money_change(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                state: &$crate::money_sql::InvoiceState,
+                commission: i64,
+            ) -> $crate::StoreResult<()> {
+                let Some(payment) = state.invoice.payment.as_ref() else {
+                    return Ok(());
+                };
+                let revenue = state.revenue() - state.revenue_loaded;
+                let arrived = state.revenue_loaded == 0 && revenue > 0;
+                let mut customers = 0;
+                if arrived {
+                    let (earlier,): (i64,) = sqlx::query_as(
+                        "select count(*) from invoices where customer_id = $1 and id <> $2 and amount > 0 and partner_id is not null",
+                    )
+                    .bind(&state.customer_id)
+                    .bind(&state.invoice.id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    customers = i64::from(earlier == 0);
+                }
+                if revenue == 0 && commission == 0 && customers == 0 {
+                    return Ok(());
+                }
+                let row: Option<(Option<i64>, Option<String>)> = sqlx::query_as(
+                    "select campaign_id, utm_term from signups where customer_id = $1",
+                )
+                .bind(&state.customer_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let (campaign, term) = row.unwrap_or_default();
+                sqlx::query(
+                    "insert into report_money (partner_id, hour, campaign_id, utm_term, currency, customers, revenue, commission) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     on conflict (partner_id, hour, campaign_id, utm_term, currency) do update set \
+                     customers = report_money.customers + excluded.customers, \
+                     revenue = report_money.revenue + excluded.revenue, \
+                     commission = report_money.commission + excluded.commission",
+                )
+                .bind(payment.partner_id)
+                .bind(payment.paid_at.millis().div_euclid(3_600_000))
+                .bind(campaign.unwrap_or(0))
+                .bind(term.unwrap_or_default())
+                .bind(payment.currency.code())
+                .bind(customers)
+                .bind(revenue)
+                .bind(commission)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
             /// The end of every billing event on an invoice: the invoice, the
             /// event's answer, the commit.
             async fn finish_invoice_event(
@@ -623,6 +696,7 @@ macro_rules! money_store {
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<$crate::money::BillingAnswer> {
                 Self::save_invoice(&mut tx, state, now).await?;
+                Self::report_money_change(&mut tx, state, booked).await?;
                 let answer = state.answer(booked);
                 Self::finish_event(&mut tx, key, &answer).await?;
                 tx.commit().await?;
@@ -703,19 +777,17 @@ macro_rules! money_store {
                     })
                     .unwrap_or_default())
             }
-        }
 
-        #[async_trait::async_trait]
-        impl $crate::money::MoneyStore for $store {
-            async fn record_payment(
-                &self,
+            /// The body of [`MoneyStore::record_payment`] inside `tx` (a transaction, or a
+            /// savepoint of a batch); commits `tx` when it books.
+            async fn record_payment_in(
+                mut tx: sqlx::Transaction<'_, $db>,
                 payment: $crate::money::NewPayment,
                 hold_days: i64,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
                 use partnerd_domain::commission::{CommissionError, CommissionRate, Payment, Recorded};
                 let request = serde_json::to_string(&payment).map_err($crate::money_sql::corrupt)?;
-                let mut tx = self.write().await?;
                 if let Some(answer) =
                     Self::claim_event(&mut tx, &payment.event, "payment", &request, now).await?
                 {
@@ -800,15 +872,16 @@ macro_rules! money_store {
                 Ok((answer, replayed))
             }
 
-            async fn record_refund(
-                &self,
+            /// The body of [`MoneyStore::record_refund`] inside `tx` (a transaction, or a
+            /// savepoint of a batch); commits `tx` when it books.
+            async fn record_refund_in(
+                mut tx: sqlx::Transaction<'_, $db>,
                 refund: $crate::money::NewRefund,
                 hold_days: i64,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
                 use partnerd_domain::commission::Recorded;
                 let request = serde_json::to_string(&refund).map_err($crate::money_sql::corrupt)?;
-                let mut tx = self.write().await?;
                 if let Some(answer) =
                     Self::claim_event(&mut tx, &refund.event, "refund", &request, now).await?
                 {
@@ -846,8 +919,10 @@ macro_rules! money_store {
                 Ok((answer, recorded == Recorded::Replay))
             }
 
-            async fn record_chargeback(
-                &self,
+            /// The body of [`MoneyStore::record_chargeback`] inside `tx` (a transaction, or a
+            /// savepoint of a batch); commits `tx` when it books.
+            async fn record_chargeback_in(
+                mut tx: sqlx::Transaction<'_, $db>,
                 chargeback: $crate::money::NewChargeback,
                 hold_days: i64,
                 now: partnerd_domain::Timestamp,
@@ -859,7 +934,6 @@ macro_rules! money_store {
                     $crate::money::ChargebackChange::Withdrawn => "chargeback",
                     $crate::money::ChargebackChange::Reinstated => "reinstatement",
                 };
-                let mut tx = self.write().await?;
                 if let Some(answer) =
                     Self::claim_event(&mut tx, &chargeback.event, kind, &request, now).await?
                 {
@@ -906,13 +980,14 @@ macro_rules! money_store {
                 Ok((answer, recorded == Recorded::Replay))
             }
 
-            async fn cancel_subscription(
-                &self,
+            /// The body of [`MoneyStore::cancel_subscription`] inside `tx` (a transaction, or a
+            /// savepoint of a batch); commits `tx` when it books.
+            async fn cancel_subscription_in(
+                mut tx: sqlx::Transaction<'_, $db>,
                 cancellation: $crate::money::NewCancellation,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
                 let request = serde_json::to_string(&cancellation).map_err($crate::money_sql::corrupt)?;
-                let mut tx = self.write().await?;
                 if let Some(answer) =
                     Self::claim_event(&mut tx, &cancellation.event, "cancellation", &request, now).await?
                 {
@@ -941,6 +1016,76 @@ macro_rules! money_store {
                 Self::finish_event(&mut tx, &cancellation.event, &answer).await?;
                 tx.commit().await?;
                 Ok((answer, false))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::money::MoneyStore for $store {
+            async fn record_payment(
+                &self,
+                payment: $crate::money::NewPayment,
+                hold_days: i64,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
+                Self::record_payment_in(self.write().await?, payment, hold_days, now).await
+            }
+
+            async fn record_refund(
+                &self,
+                refund: $crate::money::NewRefund,
+                hold_days: i64,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
+                Self::record_refund_in(self.write().await?, refund, hold_days, now).await
+            }
+
+            async fn record_chargeback(
+                &self,
+                chargeback: $crate::money::NewChargeback,
+                hold_days: i64,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
+                Self::record_chargeback_in(self.write().await?, chargeback, hold_days, now).await
+            }
+
+            async fn cancel_subscription(
+                &self,
+                cancellation: $crate::money::NewCancellation,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
+                Self::cancel_subscription_in(self.write().await?, cancellation, now).await
+            }
+
+            async fn record_billing_batch(
+                &self,
+                events: Vec<$crate::money::BillingEvent>,
+                hold_days: i64,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<Vec<$crate::StoreResult<($crate::money::BillingAnswer, bool)>>> {
+                use $crate::money::BillingEvent;
+                let mut tx = self.write().await?;
+                let mut results = Vec::with_capacity(events.len());
+                for event in events {
+                    // Each event in a savepoint of its own: a refused one rolls
+                    // back alone (its savepoint is dropped), the others stay.
+                    let savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+                    results.push(match event {
+                        BillingEvent::Payment(payment) => {
+                            Self::record_payment_in(savepoint, payment, hold_days, now).await
+                        }
+                        BillingEvent::Refund(refund) => {
+                            Self::record_refund_in(savepoint, refund, hold_days, now).await
+                        }
+                        BillingEvent::Chargeback(chargeback) => {
+                            Self::record_chargeback_in(savepoint, chargeback, hold_days, now).await
+                        }
+                        BillingEvent::Cancellation(cancellation) => {
+                            Self::cancel_subscription_in(savepoint, cancellation, now).await
+                        }
+                    });
+                }
+                tx.commit().await?;
+                Ok(results)
             }
 
             async fn release_due_holds(
@@ -1074,6 +1219,7 @@ macro_rules! money_store {
                 partner_id: i64,
                 profile: &$crate::money::PayoutProfile,
                 audit: $crate::NewAudit,
+                notices: Vec<$crate::NewEmail>,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<()> {
                 let mut tx = self.write().await?;
@@ -1092,6 +1238,9 @@ macro_rules! money_store {
                 .execute(&mut *tx)
                 .await?;
                 Self::insert_audit(&mut tx, &audit).await?;
+                for email in &notices {
+                    Self::insert_email(&mut tx, email).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }
@@ -1212,6 +1361,7 @@ macro_rules! money_store {
                 withdrawal_id: &str,
                 reason: &str,
                 audit: $crate::NewAudit,
+                notice: Option<$crate::NewEmail>,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<$crate::money::WithdrawalRow> {
                 let mut tx = self.write().await?;
@@ -1224,6 +1374,9 @@ macro_rules! money_store {
                 Self::save_withdrawal(&mut tx, &row, now).await?;
                 Self::write_booking(&mut tx, &money, &transfers, now).await?;
                 Self::insert_audit(&mut tx, &audit).await?;
+                if let Some(email) = &notice {
+                    Self::insert_email(&mut tx, email).await?;
+                }
                 tx.commit().await?;
                 Ok(row)
             }
@@ -1260,10 +1413,12 @@ macro_rules! money_store {
                 status: partnerd_domain::ledger::PayoutStatus,
                 payout_item_id: Option<&str>,
                 audit: Option<$crate::NewAudit>,
+                follow_up: $crate::money::PayoutFollowUp,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<$crate::money::WithdrawalRow> {
                 let mut tx = self.write().await?;
                 let mut row = Self::lock_withdrawal(&mut tx, withdrawal_id).await?;
+                let status_before = row.withdrawal.status;
                 let mut item = Self::payout_item_of(&mut *tx, withdrawal_id)
                     .await?
                     .ok_or($crate::StoreError::Invalid("the withdrawal has no payout yet"))?
@@ -1290,6 +1445,20 @@ macro_rules! money_store {
                 Self::write_booking(&mut tx, &money, &transfers, now).await?;
                 if let Some(audit) = &audit {
                     Self::insert_audit(&mut tx, audit).await?;
+                }
+                // The partner hears once, when the money moved: a repeated or
+                // stale report changes no status and sends nothing.
+                let email = match row.withdrawal.status {
+                    status if status == status_before => None,
+                    partnerd_domain::ledger::WithdrawalStatus::Paid => follow_up.email_if_paid.as_ref(),
+                    partnerd_domain::ledger::WithdrawalStatus::Failed => follow_up.email_if_came_back.as_ref(),
+                    _ => None,
+                };
+                if let Some(email) = email {
+                    Self::insert_email(&mut tx, email).await?;
+                }
+                if let Some(job) = &follow_up.job {
+                    Self::insert_job(&mut tx, job).await?;
                 }
                 tx.commit().await?;
                 Ok(row)

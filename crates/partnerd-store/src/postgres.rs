@@ -3,8 +3,11 @@
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::clicks::ClickTally;
+use crate::exports_sql::export_store;
 use crate::money_sql::money_store;
 use crate::shared::shared_store;
+use crate::stripe_sql::stripe_store;
+use crate::webhooks_sql::webhook_store;
 use crate::{Backend, NewClick, StoreError, StoreResult};
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -136,3 +139,6 @@ impl PgStore {
 
 shared_store!(PgStore, sqlx::Postgres);
 money_store!(PgStore, sqlx::Postgres);
+export_store!(PgStore, sqlx::Postgres);
+stripe_store!(PgStore, sqlx::Postgres);
+webhook_store!(PgStore, sqlx::Postgres);

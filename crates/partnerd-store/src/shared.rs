@@ -1158,6 +1158,40 @@ macro_rules! shared_store {
                 Ok(query.fetch_all(&self.pool).await?)
             }
 
+            async fn report_money_rows(&self, range: $crate::ReportRange) -> $crate::StoreResult<Vec<$crate::ReportMoneyRow>> {
+                // Partner first, like report_rollups' index: one range per partner.
+                let partner = if range.partner_id.is_some() { "m.partner_id = $3 and " } else { "" };
+                let sql = format!(
+                    "select coalesce(c.slug, 'default_link') as utm_campaign, m.utm_term, m.currency, \
+                       cast(sum(m.customers) as bigint) as customers, cast(sum(m.revenue) as bigint) as revenue, \
+                       cast(sum(m.commission) as bigint) as commission \
+                     from report_money m left join campaigns c on c.id = m.campaign_id \
+                     where {partner}m.hour >= $1 and m.hour < $2 \
+                     group by coalesce(c.slug, 'default_link'), m.utm_term, m.currency \
+                     order by utm_campaign, m.utm_term, m.currency"
+                );
+                let mut query = sqlx::query_as(&sql).bind(range.from_hour).bind(range.to_hour);
+                if let Some(partner_id) = range.partner_id {
+                    query = query.bind(partner_id);
+                }
+                Ok(query.fetch_all(&self.pool).await?)
+            }
+
+            async fn report_money_hours(&self, range: $crate::ReportRange) -> $crate::StoreResult<Vec<$crate::ReportMoneyHour>> {
+                let partner = if range.partner_id.is_some() { "partner_id = $3 and " } else { "" };
+                let sql = format!(
+                    "select hour, currency, cast(sum(customers) as bigint) as customers, \
+                       cast(sum(revenue) as bigint) as revenue, cast(sum(commission) as bigint) as commission \
+                     from report_money where {partner}hour >= $1 and hour < $2 \
+                     group by hour, currency order by hour"
+                );
+                let mut query = sqlx::query_as(&sql).bind(range.from_hour).bind(range.to_hour);
+                if let Some(partner_id) = range.partner_id {
+                    query = query.bind(partner_id);
+                }
+                Ok(query.fetch_all(&self.pool).await?)
+            }
+
             async fn create_resource(&self, new: $crate::NewResource, audit: $crate::NewAudit) -> $crate::StoreResult<$crate::Resource> {
                 let mut tx = self.write().await?;
                 let (content_type, data, file_name, width, height) = match new.image {

@@ -16,8 +16,11 @@ use sqlx::sqlite::{
 };
 
 use crate::clicks::ClickTally;
+use crate::exports_sql::export_store;
 use crate::money_sql::money_store;
 use crate::shared::shared_store;
+use crate::stripe_sql::stripe_store;
+use crate::webhooks_sql::webhook_store;
 use crate::{Backend, NewClick, StoreError, StoreResult};
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -247,3 +250,6 @@ fn write_clicks(connection: &mut rusqlite::Connection, clicks: &[NewClick]) -> S
 
 shared_store!(SqliteStore, sqlx::Sqlite);
 money_store!(SqliteStore, sqlx::Sqlite);
+export_store!(SqliteStore, sqlx::Sqlite);
+stripe_store!(SqliteStore, sqlx::Sqlite);
+webhook_store!(SqliteStore, sqlx::Sqlite);

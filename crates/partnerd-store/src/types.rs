@@ -425,6 +425,28 @@ pub struct ReportRow {
     pub signups: i64,
 }
 
+/// R-REP-2: a report row's paying customers, revenue and commission in one
+/// currency (`report_money`).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct ReportMoneyRow {
+    pub utm_campaign: String,
+    pub utm_term: String,
+    pub currency: String,
+    pub customers: i64,
+    pub revenue: i64,
+    pub commission: i64,
+}
+
+/// The same per UTC hour and currency, for the chart's days.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct ReportMoneyHour {
+    pub hour: i64,
+    pub currency: String,
+    pub customers: i64,
+    pub revenue: i64,
+    pub commission: i64,
+}
+
 /// The report's figures for one UTC hour, for charts.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
 pub struct ReportHour {

@@ -337,6 +337,180 @@ pub async fn report(
     Ok(Json(report).into_response())
 }
 
+/// A billing event's answer: the same body for the first delivery and every
+/// replay (CONTRACT.md: "replay of the same `id`: same answer").
+async fn billing_json(
+    app: &App,
+    id: &str,
+    answer: &partnerd_store::money::BillingAnswer,
+) -> Result<serde_json::Value, ApiError> {
+    let partner = match answer.partner_id {
+        Some(partner_id) => Some(
+            app.store
+                .get_partner(partner_id)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .public_id,
+        ),
+        None => None,
+    };
+    Ok(json!({
+        "id": id,
+        "payment_id": answer.payment_id,
+        "subscription_id": answer.subscription_id,
+        "partner_id": partner,
+        "currency": answer.currency.map(|c| c.code()),
+        "commission": answer.commission,
+        "booked": answer.booked,
+    }))
+}
+
+async fn billing_response(
+    app: &App,
+    id: &str,
+    status: StatusCode,
+    answer: &partnerd_store::money::BillingAnswer,
+) -> Result<Response, ApiError> {
+    Ok((status, Json(billing_json(app, id, answer).await?)).into_response())
+}
+
+/// `POST /payments` (R-COM-1) → `201`; a replay of the same `id` gets the same
+/// answer and books nothing.
+pub async fn record_payment(
+    State(app): State<App>,
+    ApiJson(body): ApiJson<partnerd_app::money::PaymentInput>,
+) -> Result<Response, ApiError> {
+    let (answer, _replayed) = app.record_api_payment(&body).await?;
+    billing_response(&app, body.id.trim(), StatusCode::CREATED, &answer).await
+}
+
+/// `POST /refunds` (R-COM-3) → `201`; idempotent on `id`.
+pub async fn record_refund(
+    State(app): State<App>,
+    ApiJson(body): ApiJson<partnerd_app::money::ReversalInput>,
+) -> Result<Response, ApiError> {
+    let (answer, _replayed) = app.record_api_reversal(&body, false).await?;
+    billing_response(&app, body.id.trim(), StatusCode::CREATED, &answer).await
+}
+
+/// `POST /chargebacks` (R-COM-3) → `201`; idempotent on `id`.
+pub async fn record_chargeback(
+    State(app): State<App>,
+    ApiJson(body): ApiJson<partnerd_app::money::ReversalInput>,
+) -> Result<Response, ApiError> {
+    let (answer, _replayed) = app.record_api_reversal(&body, true).await?;
+    billing_response(&app, body.id.trim(), StatusCode::CREATED, &answer).await
+}
+
+/// `POST /subscriptions/{id}/cancel` → `200`; books nothing (commission
+/// follows payments, and none come after a cancellation).
+pub async fn cancel_subscription(
+    State(app): State<App>,
+    Path(subscription_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (answer, _replayed) = app.record_api_cancellation(&subscription_id).await?;
+    billing_response(&app, subscription_id.trim(), StatusCode::OK, &answer).await
+}
+
+/// `GET /partners/{id}/balance`: one row per currency the partner has money in.
+pub async fn balance(
+    State(app): State<App>,
+    Path(public_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let partner = partner_by_id(&app, &public_id).await?;
+    let rows = app.balances(partner.id).await?;
+    let balances: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            let b = &row.balances;
+            json!({
+                "currency": row.currency.code(),
+                "held": b.held,
+                "on_review": b.on_review,
+                "available": b.available,
+                "in_flight": b.in_flight,
+                "paid": b.paid,
+                "clawback": b.clawback,
+                "earned": b.earned,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "partner_id": partner.public_id, "balances": balances })).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `GET /partners/{id}/commissions?limit=&offset=`: per payment, newest first.
+pub async fn commissions(
+    State(app): State<App>,
+    Path(public_id): Path<String>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::Invalid(FieldErrors::single("query", e.body_text())))?;
+    let mut errors = FieldErrors::new();
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        errors.add("limit", "must be between 1 and 1000");
+    }
+    let offset = query.offset.unwrap_or(0);
+    if offset < 0 {
+        errors.add("offset", "must not be negative");
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let partner = partner_by_id(&app, &public_id).await?;
+    let rows = app.commissions(partner.id, limit, offset).await?;
+    let commissions: Vec<_> = rows
+        .iter()
+        .map(|c| {
+            json!({
+                "payment_id": c.payment_id,
+                "customer_id": c.customer_id,
+                "currency": c.currency.code(),
+                "amount": c.amount,
+                "refunded": c.refunded,
+                "rate": c.rate,
+                "commission": c.commission,
+                "held": c.held,
+                "on_review": c.on_review,
+                "review": c.review,
+                "paid_at": partnerd_app::money::rfc3339(c.paid_at),
+                "release_at": c.release_at.map(partnerd_app::money::rfc3339),
+            })
+        })
+        .collect();
+    Ok(
+        Json(json!({ "partner_id": partner.public_id, "commissions": commissions }))
+            .into_response(),
+    )
+}
+
+/// `GET /partners/{id}/status` (R-ACC-4).
+pub async fn status(
+    State(app): State<App>,
+    Path(public_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let partner = partner_by_id(&app, &public_id).await?;
+    let status = app.partner_status(partner.id).await?;
+    Ok(Json(json!({
+        "partner_id": partner.public_id,
+        "active": status.active,
+        "new_customers_in_window": status.new_customers_in_window,
+        "window_months": status.window_months,
+        "required": status.required,
+        "missing": status.missing,
+        "free_licence": status.free_licence,
+    }))
+    .into_response())
+}
+
 fn body(schema: serde_json::Value) -> serde_json::Value {
     json!({ "required": true, "content": { "application/json": { "schema": schema } } })
 }
@@ -357,7 +531,7 @@ fn responses(status: &str, description: &str, schema: serde_json::Value) -> serd
 
 /// The OpenAPI 3.1 document of the API; public.
 pub async fn openapi(State(app): State<App>) -> Response {
-    Json(json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "partnerd integration API",
@@ -385,6 +559,16 @@ pub async fn openapi(State(app): State<App>) -> Response {
                     "signups": { "type": "integer" }, "customers": { "type": "integer" },
                     "revenue": { "type": "integer", "description": "Minor units" }, "commission": { "type": "integer", "description": "Minor units" },
                     "currency": { "type": "string" } } },
+                "Booking": { "type": "object", "properties": {
+                    "id": { "type": "string" }, "payment_id": { "type": ["string", "null"] },
+                    "subscription_id": { "type": ["string", "null"] },
+                    "partner_id": { "type": ["string", "null"], "description": "The credited partner; null when none" },
+                    "currency": { "type": ["string", "null"] },
+                    "commission": { "type": "integer", "description": "The payment's commission after this event: floor(rate x (paid - refunded))" },
+                    "booked": { "type": "integer", "description": "What this event changed: positive earns, negative reverses" } } },
+                "Reversal": { "type": "object", "additionalProperties": false, "required": ["id", "payment_id", "amount"], "properties": {
+                    "id": { "type": "string", "maxLength": 200 }, "payment_id": { "type": "string", "maxLength": 200 },
+                    "amount": { "type": "integer", "minimum": 1, "description": "Minor units" } } },
                 "Error": { "type": "object", "required": ["error"], "properties": {
                     "error": { "type": "string" },
                     "fields": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Each invalid field with its reason (422 only)." }
@@ -438,6 +622,103 @@ pub async fn openapi(State(app): State<App>) -> Response {
                     "days": { "type": "array", "items": { "type": "object" } } } }))
             } }
         }
-    }))
-    .into_response()
+    });
+    for (path, item) in money_paths() {
+        document["paths"][path] = item;
+    }
+    Json(document).into_response()
+}
+
+/// The money calls' paths, kept apart from [`openapi`]'s one `json!` so the
+/// macro stays within the compiler's recursion limit.
+fn money_paths() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        (
+            "/payments",
+            json!({ "post": {
+                "summary": "Report a payment of a customer (R-COM-1): books its commission, held for hold_days (R-COM-4). Idempotent on id: a replay answers the same and books nothing",
+                "requestBody": body(json!({ "type": "object", "additionalProperties": false, "required": ["id", "customer_id", "amount", "currency"], "properties": {
+                    "id": { "type": "string", "maxLength": 200, "description": "Your payment (invoice) id" },
+                    "customer_id": { "type": "string", "maxLength": 200, "description": "As in POST /signups" },
+                    "amount": { "type": "integer", "minimum": 0, "description": "Minor units actually paid" },
+                    "currency": { "type": "string", "description": "ISO 4217, e.g. USD" },
+                    "paid_at": { "type": "string", "format": "date-time", "description": "Default: now" },
+                    "subscription_id": { "type": "string", "maxLength": 200 } } })),
+                "responses": responses("201", "The booking", json!({ "$ref": "#/components/schemas/Booking" }))
+            } }),
+        ),
+        (
+            "/refunds",
+            json!({ "post": {
+                "summary": "Report a refund of (part of) a payment (R-COM-3); it may arrive before the payment. Idempotent on id",
+                "requestBody": body(json!({ "$ref": "#/components/schemas/Reversal" })),
+                "responses": responses("201", "The booking", json!({ "$ref": "#/components/schemas/Booking" }))
+            } }),
+        ),
+        (
+            "/chargebacks",
+            json!({ "post": {
+                "summary": "Report a chargeback of (part of) a payment (R-COM-3). Idempotent on id",
+                "requestBody": body(json!({ "$ref": "#/components/schemas/Reversal" })),
+                "responses": responses("201", "The booking", json!({ "$ref": "#/components/schemas/Booking" }))
+            } }),
+        ),
+        (
+            "/subscriptions/{id}/cancel",
+            json!({ "post": {
+                "summary": "Report that a subscription ended; books nothing. Idempotent",
+                "parameters": [id_param("id")],
+                "responses": responses("200", "Recorded", json!({ "$ref": "#/components/schemas/Booking" }))
+            } }),
+        ),
+        (
+            "/partners/{id}/balance",
+            json!({ "get": {
+                "summary": "A partner's money per currency, in minor units",
+                "parameters": [id_param("id")],
+                "responses": responses("200", "The balances", json!({ "type": "object", "properties": {
+                    "partner_id": { "type": "string" },
+                    "balances": { "type": "array", "items": { "type": "object", "properties": {
+                        "currency": { "type": "string" },
+                        "held": { "type": "integer", "description": "In its hold period (R-COM-4)" },
+                        "on_review": { "type": "integer", "description": "Waiting for a person (R-AFF-7, R-COM-4)" },
+                        "available": { "type": "integer", "description": "Withdrawable (R-PAY-1)" },
+                        "in_flight": { "type": "integer", "description": "Withdrawn, on its way" },
+                        "paid": { "type": "integer" },
+                        "clawback": { "type": "integer", "description": "Owed after a reversal of money already paid (R-COM-3)" },
+                        "earned": { "type": "integer", "description": "Commission earned, net of reversals" } } } } } }))
+            } }),
+        ),
+        (
+            "/partners/{id}/commissions",
+            json!({ "get": {
+                "summary": "A partner's commission per payment, newest first",
+                "parameters": [id_param("id"),
+                    { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } },
+                    { "name": "offset", "in": "query", "schema": { "type": "integer", "minimum": 0, "default": 0 } }],
+                "responses": responses("200", "The commissions", json!({ "type": "object", "properties": {
+                    "partner_id": { "type": "string" },
+                    "commissions": { "type": "array", "items": { "type": "object", "properties": {
+                        "payment_id": { "type": "string" }, "customer_id": { "type": ["string", "null"] },
+                        "currency": { "type": "string" }, "amount": { "type": "integer" }, "refunded": { "type": "integer" },
+                        "rate": { "type": "integer", "description": "Percent, fixed when the customer was credited" },
+                        "commission": { "type": "integer" }, "held": { "type": "integer" }, "on_review": { "type": "integer" },
+                        "review": { "type": "string", "enum": ["not_needed", "pending", "approved", "rejected"] },
+                        "paid_at": { "type": "string", "format": "date-time" },
+                        "release_at": { "type": ["string", "null"], "format": "date-time" } } } } } }))
+            } }),
+        ),
+        (
+            "/partners/{id}/status",
+            json!({ "get": {
+                "summary": "Whether the partner is active (R-ACC-4) and what is missing",
+                "parameters": [id_param("id")],
+                "responses": responses("200", "The status", json!({ "type": "object", "properties": {
+                    "partner_id": { "type": "string" }, "active": { "type": "boolean" },
+                    "new_customers_in_window": { "type": "integer" }, "window_months": { "type": "integer" },
+                    "required": { "type": "integer" }, "missing": { "type": "integer" },
+                    "free_licence": { "type": "boolean" } } }))
+            } }),
+        ),
+    ]
 }

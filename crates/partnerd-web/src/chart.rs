@@ -331,6 +331,8 @@ mod tests {
             clicks,
             unique_visitors,
             signups,
+            revenue: 0,
+            commission: 0,
         }
     }
 

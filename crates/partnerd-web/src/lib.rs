@@ -20,12 +20,17 @@ pub mod auth;
 pub mod chart;
 pub mod context;
 pub mod errors;
+pub mod exports;
 pub mod panel;
+pub mod panel_money;
+pub mod payouts;
 pub mod public;
 pub mod redirect;
 pub mod reports;
 pub mod resources;
 pub mod views;
+pub mod webhooks;
+pub mod webhooks_out;
 
 /// Every route of the product. The access-control test enumerates this list.
 pub fn router(app: App) -> Router {
@@ -68,6 +73,15 @@ pub fn router(app: App) -> Router {
             "/admin/partners/{id}/report",
             get(reports::partner_report_for_staff),
         )
+        .route("/panel/money", get(panel_money::money))
+        .route("/panel/payouts", get(panel_money::payouts))
+        .route("/panel/payouts/profile", post(panel_money::save_profile))
+        .route("/panel/payouts/withdraw", post(panel_money::withdraw))
+        .route("/panel/statements", get(panel_money::statements))
+        .route("/panel/statements/{month}", get(panel_money::statement))
+        .route("/admin/exports", get(exports::index))
+        .route("/admin/exports/commissions.csv", get(exports::commissions))
+        .route("/admin/exports/payouts.csv", get(exports::payouts))
         .route("/panel/resources", get(resources::panel_list))
         .route(
             "/panel/resources/{id}/download",
@@ -97,8 +111,33 @@ pub fn router(app: App) -> Router {
             get(admin::settings).post(admin::save_settings),
         )
         .route("/admin/terms", get(admin::terms).post(admin::publish_terms))
+        .route("/admin/withdrawals", get(payouts::list))
+        .route("/admin/withdrawals.csv", get(payouts::export))
+        .route("/admin/withdrawals/{id}", get(payouts::show))
+        .route("/admin/withdrawals/{id}/approve", post(payouts::approve))
+        .route("/admin/withdrawals/{id}/reject", post(payouts::reject))
+        .route("/admin/withdrawals/{id}/mark", post(payouts::mark))
+        .route("/admin/stripe", get(webhooks::stripe_settings))
+        .route("/admin/stripe/secrets", post(webhooks::add_signing_secret))
+        .route(
+            "/admin/stripe/secrets/{id}/delete",
+            post(webhooks::delete_signing_secret),
+        )
         .route("/admin/account", get(admin::account))
         .route("/admin/account/password", post(admin::change_password))
+        .route(
+            "/admin/webhooks",
+            get(webhooks_out::list).post(webhooks_out::create),
+        )
+        .route("/admin/webhooks/{id}", get(webhooks_out::endpoint))
+        .route("/admin/webhooks/{id}/rotate", post(webhooks_out::rotate))
+        .route("/admin/webhooks/{id}/enable", post(webhooks_out::enable))
+        .route("/admin/webhooks/{id}/disable", post(webhooks_out::disable))
+        .route("/admin/webhooks/{id}/test", post(webhooks_out::send_test))
+        .route(
+            "/admin/webhook-deliveries/{id}/resend",
+            post(webhooks_out::resend),
+        )
         .fallback(html_not_found)
         .layer(middleware::from_fn_with_state(
             app.clone(),
@@ -109,6 +148,13 @@ pub fn router(app: App) -> Router {
         .route("/partners/{id}/campaigns", post(api::create_campaign))
         .route("/partners/{id}/report", get(api::report))
         .route("/signups", post(api::record_signup))
+        .route("/payments", post(api::record_payment))
+        .route("/refunds", post(api::record_refund))
+        .route("/chargebacks", post(api::record_chargeback))
+        .route("/subscriptions/{id}/cancel", post(api::cancel_subscription))
+        .route("/partners/{id}/balance", get(api::balance))
+        .route("/partners/{id}/commissions", get(api::commissions))
+        .route("/partners/{id}/status", get(api::status))
         .route(
             "/customers/{customer_id}/attribution",
             get(api::attribution),
@@ -129,6 +175,13 @@ pub fn router(app: App) -> Router {
         .route("/resources/{id}/{file}", get(resources::public_file))
         .route("/t.js", get(redirect::script))
         .route("/t/click", get(redirect::script_click))
+        .route("/webhooks/paypal", post(payouts::paypal_webhook))
+        .route(
+            "/webhooks/stripe",
+            post(webhooks::stripe_webhook).layer(axum::extract::DefaultBodyLimit::max(
+                webhooks::MAX_BODY_BYTES,
+            )),
+        )
         .route("/api/v1/openapi.json", get(api::openapi))
         .nest("/api/v1", api)
         .merge(html)

@@ -66,6 +66,9 @@ pub fn panel_nav(path: &str) -> Vec<NavItem> {
             ("/panel", "Dashboard"),
             ("/panel/campaigns", "Campaigns"),
             ("/panel/report", "Report"),
+            ("/panel/money", "Money"),
+            ("/panel/payouts", "Payouts"),
+            ("/panel/statements", "Statements"),
             ("/panel/resources", "Resources"),
             ("/panel/account", "Account"),
         ],
@@ -82,6 +85,8 @@ pub fn admin_nav(path: &str, admin: bool) -> Vec<NavItem> {
     if admin {
         items.extend([
             ("/admin/staff", "Staff"),
+            ("/admin/withdrawals", "Withdrawals"),
+            ("/admin/exports", "Exports"),
             ("/admin/resources", "Resources"),
             ("/admin/settings", "Settings"),
             ("/admin/terms", "Terms"),

@@ -162,6 +162,32 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+
+    /// Check the money ledger's invariants on a live database.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Check the ledger's invariants I1-I8; exit 0 when all hold, 1 with each breach listed.
+    #[command(
+        long_about = "Reads the whole ledger in one consistent snapshot (safe beside a running \
+                      server) and checks its invariants: I1 debits equal credits; I2 no partner's \
+                      available balance is negative; I3 each source books at most once; I4 each \
+                      invoice's commission is floor(rate x (paid - refunded)); I5 no payout without \
+                      an approved withdrawal, none twice; I6 paid withdrawals equal successful \
+                      payouts; I7 payout clearing equals the money in flight; I8 balances rebuilt \
+                      from the transfers equal the stored balances. Exits 0 when all hold, 1 with \
+                      every breach listed otherwise.",
+        after_help = "Examples:\n  \
+                      partnerd ledger verify\n  \
+                      partnerd ledger verify --database-url postgres://partnerd@db/partnerd"
+    )]
+    Verify {
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

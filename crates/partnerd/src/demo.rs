@@ -369,6 +369,8 @@ pub struct Seed {
     pub admin: Option<Staff>,
     pub managers: Vec<Staff>,
     pub partners: Vec<Partner>,
+    /// The credited customers the tracking step made: id, sign-up time, trial days.
+    pub customers: Vec<(String, Timestamp, Option<i64>)>,
     /// The bars on a terminal, one line per step; `None` prints a line per step instead.
     progress: Option<MultiProgress>,
 }
@@ -447,6 +449,9 @@ async fn seed(seed: &mut Seed) -> anyhow::Result<()> {
     tracking(seed)
         .await
         .context("seeding campaigns, clicks and sign-ups")?;
+    money(seed)
+        .await
+        .context("seeding payments, refunds and commission")?;
     Ok(())
 }
 
@@ -668,6 +673,7 @@ pub async fn run(config: Config, db: &DbArgs, listen: Option<String>) -> anyhow:
             admin: None,
             managers: Vec::new(),
             partners: Vec::new(),
+            customers: Vec::new(),
             progress: std::io::stderr().is_terminal().then(MultiProgress::new),
         };
         seed(&mut state).await?;
@@ -878,10 +884,147 @@ async fn tracking(seed: &mut Seed) -> anyhow::Result<()> {
         total_clicks += clicks.len();
         total_signups += signups.len();
         for signup in signups {
+            seed.customers.push((
+                signup.customer_id.clone(),
+                signup.created_at,
+                signup.trial_days,
+            ));
             seed.store.record_signup(signup).await?;
         }
         step.tick(partner.name.clone());
     }
     step.done(&format!("{total_clicks} clicks, {total_signups} sign-ups"));
+    Ok(())
+}
+
+/// Plans the demo's customers pay for, in cents a month.
+const PLANS: [i64; 5] = [2_900, 4_900, 9_900, 19_900, 49_900];
+
+/// Months of payments by the credited customers, some refunds and a chargeback,
+/// booked day by day through the same use case as the API and Stripe (R-COM-1..4),
+/// with the hold-release job run as the days pass, so the panel shows held and
+/// available commission and the report fills with customers and revenue.
+async fn money(seed: &mut Seed) -> anyhow::Result<()> {
+    use partnerd_domain::Currency;
+    use partnerd_store::money::{
+        ChargebackChange, EventKey, EventOrigin, NewCancellation, NewChargeback, NewPayment,
+        NewRefund,
+    };
+
+    /// One billing event, by when it happens.
+    enum Event {
+        Payment(NewPayment),
+        Refund(NewRefund),
+        Chargeback(NewChargeback),
+        Cancel(NewCancellation),
+    }
+    let mut events: Vec<(Timestamp, Event)> = Vec::new();
+    let customers = std::mem::take(&mut seed.customers);
+    for (customer, signed_up, trial) in &customers {
+        // Somewhat under half of the trials convert.
+        if !seed.rng.gen_bool(0.45) {
+            continue;
+        }
+        let plan = PLANS[seed.rng.gen_range(0..PLANS.len())];
+        let seats = seed.rng.gen_range(1..=3);
+        let subscription = format!("sub_{}", &customer[4..]);
+        let mut at = signed_up.plus_days(trial.unwrap_or(14));
+        let mut month = 0;
+        while at < seed.now {
+            month += 1;
+            let id = format!("in_{}_{month:02}", &customer[4..]);
+            events.push((
+                at,
+                Event::Payment(NewPayment {
+                    event: EventKey::new(EventOrigin::Demo, format!("payment:{id}")),
+                    payment_id: id.clone(),
+                    customer_id: customer.clone(),
+                    amount: plan * seats,
+                    currency: Currency::USD,
+                    paid_at: at,
+                    subscription_id: Some(subscription.clone()),
+                }),
+            ));
+            if seed.rng.gen_bool(0.03) {
+                // R-COM-3: a partial or full refund a few days later.
+                let refunded = if seed.rng.gen_bool(0.5) {
+                    plan * seats
+                } else {
+                    plan * seats / 2
+                };
+                let refund_id = format!("re_{}", &id[3..]);
+                events.push((
+                    at.plus_seconds(seed.rng.gen_range(DAY..6 * DAY)),
+                    Event::Refund(NewRefund {
+                        event: EventKey::new(EventOrigin::Demo, format!("refund:{refund_id}")),
+                        refund_id,
+                        payment_id: id.clone(),
+                        amount: refunded,
+                    }),
+                ));
+            } else if seed.rng.gen_bool(0.004) {
+                let dispute = format!("dp_{}", &id[3..]);
+                events.push((
+                    at.plus_seconds(seed.rng.gen_range(5 * DAY..20 * DAY)),
+                    Event::Chargeback(NewChargeback {
+                        event: EventKey::new(EventOrigin::Demo, format!("chargeback:{dispute}")),
+                        chargeback_id: dispute,
+                        payment_id: id.clone(),
+                        amount: plan * seats,
+                        change: ChargebackChange::Withdrawn,
+                    }),
+                ));
+            }
+            // Some customers leave each month.
+            if seed.rng.gen_bool(0.07) {
+                events.push((
+                    at.plus_seconds(seed.rng.gen_range(DAY..20 * DAY)),
+                    Event::Cancel(NewCancellation {
+                        event: EventKey::new(EventOrigin::Demo, format!("cancel:{subscription}")),
+                        subscription_id: subscription.clone(),
+                        customer_id: Some(customer.clone()),
+                    }),
+                ));
+                break;
+            }
+            at = at.plus_days(30);
+        }
+    }
+    events.retain(|(at, _)| *at < seed.now);
+    events.sort_by_key(|(at, _)| *at);
+    let days = events.first().map_or(0, |(first, _)| {
+        (seed.now.millis() - first.millis()) / (DAY * 1000) + 1
+    });
+    let step = seed.step("payments", days.max(1) as u64);
+    let total = events.len();
+    let mut events = events.into_iter().peekable();
+    let mut day_start = events.peek().map_or(seed.now, |(at, _)| *at);
+    // A day at a time: that day's events go to the billing writer together (one
+    // commit), then the hold-release job runs at the day's end.
+    while events.peek().is_some() {
+        let day_end = day_start.plus_seconds(DAY);
+        seed.at(day_end.min(seed.now));
+        let mut today = tokio::task::JoinSet::new();
+        while let Some((_, event)) = events.next_if(|(at, _)| *at < day_end) {
+            let app = seed.app.clone();
+            today.spawn(async move {
+                match event {
+                    Event::Payment(p) => app.book_payment(p).await,
+                    Event::Refund(r) => app.book_refund(r).await,
+                    Event::Chargeback(c) => app.book_chargeback(c).await,
+                    Event::Cancel(c) => app.book_cancellation(c).await,
+                }
+            });
+        }
+        while let Some(booked) = today.join_next().await {
+            booked.context("a booking task failed")??;
+        }
+        seed.app.release_due_holds().await?;
+        step.tick("");
+        day_start = day_end;
+    }
+    seed.at(seed.now);
+    seed.app.release_due_holds().await?;
+    step.done(&format!("{total} billing events"));
     Ok(())
 }

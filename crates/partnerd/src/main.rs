@@ -13,7 +13,7 @@ mod demo;
 mod ops;
 mod server;
 
-use cli::{AdminCommand, ApiKeyCommand, Cli, Command};
+use cli::{AdminCommand, ApiKeyCommand, Cli, Command, LedgerCommand};
 
 /// Bad input to a command, reported field by field with exit code 2.
 #[derive(Debug)]
@@ -91,6 +91,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup { to, db } => ops::backup(ops::with_db(config, &db), &to).await,
         Command::Restore { from, db } => ops::restore(ops::with_db(config, &db), &from).await,
+        Command::Ledger(LedgerCommand::Verify { db }) => {
+            ops::ledger_verify(ops::with_db(config, &db)).await
+        }
     }
 }
 

@@ -209,6 +209,24 @@ pub async fn api_key_create(config: Config, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `partnerd ledger verify`: I1–I8 on the live database. Breaches go to
+/// standard output, one a line, and make the exit code non-zero.
+pub async fn ledger_verify(config: Config) -> anyhow::Result<()> {
+    let app = open_app(config).await?;
+    let (transfers, breaches) = app.verify_ledger().await.map_err(app_error)?;
+    if breaches.is_empty() {
+        println!("Ledger: {transfers} transfers checked; invariants I1-I8 hold.");
+        return Ok(());
+    }
+    for breach in &breaches {
+        println!("{breach}");
+    }
+    bail!(
+        "{} breach(es) of the ledger's invariants in {transfers} transfers",
+        breaches.len()
+    )
+}
+
 /// The SQLite file of the configured database, or the reason there is none.
 fn sqlite_file(config: &Config) -> anyhow::Result<PathBuf> {
     let url = config.database_url();

@@ -16,17 +16,22 @@ use partnerd_store::{NewSignup, Store, StoreError};
 use crate::fixtures::*;
 
 const DAY: i64 = 86_400_000;
-const HOLD_DAYS: i64 = 30;
+pub(crate) const HOLD_DAYS: i64 = 30;
 /// $50, R-PAY-1's default minimum.
 const MINIMUM: i64 = 5_000;
 
-fn day(n: i64) -> Timestamp {
+pub(crate) fn day(n: i64) -> Timestamp {
     at(n * DAY)
 }
 
 /// A partner with a complete payout profile and a customer `customer` credited
 /// to them at `rate` percent.
-async fn credited_partner(store: &dyn Store, tag: &str, customer: &str, rate: i64) -> i64 {
+pub(crate) async fn credited_partner(
+    store: &dyn Store,
+    tag: &str,
+    customer: &str,
+    rate: i64,
+) -> i64 {
     let partner = add_partner(store, tag, T0).await;
     credit(store, partner.id, customer, rate, false).await;
     store
@@ -39,6 +44,7 @@ async fn credited_partner(store: &dyn Store, tag: &str, customer: &str, rate: i6
                 tax_id: Some("DE123456789".into()),
             },
             audit("partner.payout_profile", &format!("partner:{}", partner.id)),
+            Vec::new(),
             T0,
         )
         .await
@@ -69,7 +75,7 @@ async fn credit(store: &dyn Store, partner_id: i64, customer: &str, rate: i64, r
     assert!(created);
 }
 
-fn payment(id: &str, customer: &str, amount: i64, paid_at: Timestamp) -> NewPayment {
+pub(crate) fn payment(id: &str, customer: &str, amount: i64, paid_at: Timestamp) -> NewPayment {
     NewPayment {
         event: EventKey::new(EventOrigin::Api, format!("payment:{id}")),
         payment_id: id.into(),
@@ -81,7 +87,7 @@ fn payment(id: &str, customer: &str, amount: i64, paid_at: Timestamp) -> NewPaym
     }
 }
 
-fn refund(id: &str, payment_id: &str, amount: i64) -> NewRefund {
+pub(crate) fn refund(id: &str, payment_id: &str, amount: i64) -> NewRefund {
     NewRefund {
         event: EventKey::new(EventOrigin::Api, format!("refund:{id}")),
         refund_id: id.into(),
@@ -99,7 +105,7 @@ async fn pay(store: &dyn Store, p: NewPayment, now: Timestamp) -> BillingAnswer 
     answer
 }
 
-async fn balances(store: &dyn Store, partner_id: i64) -> PartnerBalances {
+pub(crate) async fn balances(store: &dyn Store, partner_id: i64) -> PartnerBalances {
     let rows = store.partner_balances(partner_id).await.expect("balances");
     assert!(rows.len() <= 1, "one currency only: {rows:?}");
     rows.first().map(|r| r.balances).unwrap_or_default()
@@ -115,7 +121,7 @@ async fn transfer_count(store: &dyn Store) -> usize {
 }
 
 /// I1–I8 hold on what the store holds.
-async fn assert_sound(store: &dyn Store) {
+pub(crate) async fn assert_sound(store: &dyn Store) {
     let snapshot = store.ledger_records().await.expect("load the ledger");
     let breaches = check_invariants(&snapshot.records());
     assert!(breaches.is_empty(), "ledger breaches: {breaches:#?}");
@@ -393,13 +399,27 @@ conformance!(
             .await
             .unwrap();
         let w = store
-            .record_payout_status("wd_1", PayoutStatus::Success, None, None, day(32))
+            .record_payout_status(
+                "wd_1",
+                PayoutStatus::Success,
+                None,
+                None,
+                Default::default(),
+                day(32),
+            )
             .await
             .unwrap();
         assert_eq!(w.withdrawal.status, WithdrawalStatus::Paid);
         // A stale PENDING after SUCCESS books nothing.
         store
-            .record_payout_status("wd_1", PayoutStatus::Pending, None, None, day(33))
+            .record_payout_status(
+                "wd_1",
+                PayoutStatus::Pending,
+                None,
+                None,
+                Default::default(),
+                day(33),
+            )
             .await
             .unwrap();
         assert_eq!(balances(store, partner).await.paid, 20_000);
@@ -486,6 +506,7 @@ conformance!(
                 "wd_a",
                 "tax id unreadable",
                 audit("withdrawal.reject", "withdrawal:wd_a"),
+                None,
                 day(31),
             )
             .await
@@ -521,7 +542,14 @@ conformance!(
             "approved once: {err:?}"
         );
         let w = store
-            .record_payout_status("wd_c", PayoutStatus::Returned, Some("ITEM"), None, day(40))
+            .record_payout_status(
+                "wd_c",
+                PayoutStatus::Returned,
+                Some("ITEM"),
+                None,
+                Default::default(),
+                day(40),
+            )
             .await
             .unwrap();
         assert_eq!(w.withdrawal.status, WithdrawalStatus::Failed);
@@ -665,5 +693,111 @@ conformance!(
             ends.iter().all(|b| b.earned == 21_898 && b.held == 21_898),
             "{ends:#?}"
         );
+    }
+);
+
+conformance!(
+    a_payout_report_writes_its_email_only_when_it_moves_the_money_and_its_job_always,
+    |store: Arc<dyn Store>| async move {
+        let store = &*store;
+        let partner = credited_partner(store, "kim", "cus_8", 20).await;
+        pay(store, payment("in_8", "cus_8", 100_000, T0), T0).await;
+        store.release_due_holds(day(30), 10).await.unwrap();
+        store
+            .request_withdrawal(withdrawal("wd_k", partner, day(31)))
+            .await
+            .unwrap();
+        store
+            .approve_withdrawal(
+                "wd_k",
+                None,
+                audit("withdrawal.approve", "withdrawal:wd_k"),
+                day(31),
+            )
+            .await
+            .unwrap();
+        let follow_up = |job: bool| partnerd_store::money::PayoutFollowUp {
+            email_if_paid: Some(mail("kim@example.test", "paid", false, day(32))),
+            email_if_came_back: Some(mail("kim@example.test", "back", false, day(32))),
+            job: job.then(|| partnerd_store::NewJob {
+                kind: "paypal_poll".into(),
+                payload: serde_json::json!({ "withdrawal_id": "wd_k" }),
+                run_at: day(32),
+                max_attempts: 5,
+            }),
+        };
+        let before = totals(store).await.outbox;
+        // Still in flight: no email, but the next poll is enqueued.
+        store
+            .record_payout_status(
+                "wd_k",
+                PayoutStatus::Pending,
+                None,
+                None,
+                follow_up(true),
+                day(32),
+            )
+            .await
+            .unwrap();
+        assert_eq!(totals(store).await.outbox, before);
+        let jobs = store.claim_jobs("w", day(33), 60, 10).await.unwrap();
+        assert_eq!(
+            jobs.iter().filter(|j| j.kind == "paypal_poll").count(),
+            1,
+            "{jobs:?}"
+        );
+        // Paid: the paid email only, and only the first time.
+        for _ in 0..2 {
+            store
+                .record_payout_status(
+                    "wd_k",
+                    PayoutStatus::Success,
+                    None,
+                    None,
+                    follow_up(false),
+                    day(33),
+                )
+                .await
+                .unwrap();
+        }
+        let outbox = store.list_outbox(10, 0).await.unwrap();
+        assert_eq!(outbox.total, before + 1);
+        assert_eq!(outbox.items[0].subject, "paid");
+        // Reversed after SUCCESS: the money comes back and the partner hears of it.
+        store
+            .record_payout_status(
+                "wd_k",
+                PayoutStatus::Reversed,
+                None,
+                None,
+                follow_up(false),
+                day(34),
+            )
+            .await
+            .unwrap();
+        let outbox = store.list_outbox(10, 0).await.unwrap();
+        assert_eq!(outbox.total, before + 2);
+        assert_eq!(outbox.items[0].subject, "back");
+
+        // A rejection writes its notice with it.
+        store
+            .request_withdrawal(withdrawal("wd_l", partner, day(35)))
+            .await
+            .unwrap();
+        store
+            .reject_withdrawal(
+                "wd_l",
+                "tax id unreadable",
+                audit("withdrawal.reject", "withdrawal:wd_l"),
+                Some(mail("kim@example.test", "rejected", false, day(35))),
+                day(35),
+            )
+            .await
+            .unwrap();
+        let outbox = store.list_outbox(10, 0).await.unwrap();
+        assert_eq!(outbox.total, before + 3);
+        assert_eq!(outbox.items[0].subject, "rejected");
+        assert_eq!(balances(store, partner).await.available, 20_000);
+        assert_sound(store).await;
     }
 );

@@ -227,6 +227,34 @@ const MATRIX: &[Row] = &[
     route("POST", "/panel/campaigns", PANEL_FORM),
     route("GET", "/panel/report", PANEL_GET),
     route("GET", "/panel/report.csv", PANEL_GET),
+    // Money pages show the signed-in partner's own books only (no id in the path).
+    route("GET", "/panel/money", PANEL_GET),
+    route("GET", "/panel/payouts", PANEL_GET),
+    // An unknown country: the form comes back, nothing is saved.
+    form(
+        "POST",
+        "/panel/payouts/profile",
+        &[("country", "XX")],
+        PANEL_FORM,
+    ),
+    // Nothing available: refused with the reason, nothing written.
+    form(
+        "POST",
+        "/panel/payouts/withdraw",
+        &[("currency", "USD")],
+        [303, 409, 409, 303, 403, 403, 403, 303],
+    ),
+    route("GET", "/panel/statements", PANEL_GET),
+    // No booking in that month (nor any): there is no such statement.
+    route_at(
+        "GET",
+        "/panel/statements/{month}",
+        "/panel/statements/2026-01",
+        PANEL_MISSING,
+    ),
+    route("GET", "/admin/exports", ADMIN_GET),
+    route("GET", "/admin/exports/commissions.csv", ADMIN_GET),
+    route("GET", "/admin/exports/payouts.csv", ADMIN_GET),
     route("POST", "/panel/account/profile", PANEL_FORM),
     route("POST", "/panel/account/email", PANEL_FORM),
     route("POST", "/panel/account/password", PANEL_FORM),
@@ -279,6 +307,64 @@ const MATRIX: &[Row] = &[
     route("POST", "/admin/settings", ADMIN_FORM_DONE),
     route("GET", "/admin/terms", ADMIN_GET),
     route("POST", "/admin/terms", ADMIN_FORM_INVALID),
+    // R-PAY-3: withdrawals are for admins only; unknown ones are 404 to them.
+    route("GET", "/admin/withdrawals", ADMIN_GET),
+    route_at(
+        "GET",
+        "/admin/withdrawals.csv",
+        "/admin/withdrawals.csv?currency=USD",
+        ADMIN_GET,
+    ),
+    route_at(
+        "GET",
+        "/admin/withdrawals/{id}",
+        "/admin/withdrawals/wd_nobody",
+        ADMIN_FORM_MISSING,
+    ),
+    route_at(
+        "POST",
+        "/admin/withdrawals/{id}/approve",
+        "/admin/withdrawals/wd_nobody/approve",
+        ADMIN_FORM_MISSING,
+    ),
+    route_at(
+        "POST",
+        "/admin/withdrawals/{id}/reject",
+        "/admin/withdrawals/wd_nobody/reject",
+        ADMIN_FORM_MISSING,
+    ),
+    route_at(
+        "POST",
+        "/admin/withdrawals/{id}/mark",
+        "/admin/withdrawals/wd_nobody/mark",
+        ADMIN_FORM_MISSING,
+    ),
+    // PayPal is not configured here, so no delivery can be verified.
+    api(
+        "POST",
+        "/webhooks/paypal",
+        "/webhooks/paypal",
+        Some("{}"),
+        [400; 8],
+    ),
+    // No Stripe signing secret is configured here: every delivery is refused
+    // unread (503), whoever sends it; sessions and API keys do not count.
+    api(
+        "POST",
+        "/webhooks/stripe",
+        "/webhooks/stripe",
+        Some("{}"),
+        [503; 8],
+    ),
+    route("GET", "/admin/stripe", ADMIN_GET),
+    // An empty secret: the admin gets the form back with its error.
+    route("POST", "/admin/stripe/secrets", ADMIN_FORM_INVALID),
+    route_at(
+        "POST",
+        "/admin/stripe/secrets/{id}/delete",
+        "/admin/stripe/secrets/999999/delete",
+        ADMIN_FORM_MISSING,
+    ),
     route("GET", "/admin/account", CONSOLE_GET),
     route("POST", "/admin/account/password", CONSOLE_FORM_INVALID),
     route("GET", "/healthz", ALL_200),
@@ -299,6 +385,46 @@ const MATRIX: &[Row] = &[
         "POST",
         "/admin/resources/{id}/archive",
         "/admin/resources/999999/archive",
+        ADMIN_FORM_MISSING,
+    ),
+    // Outbound webhooks: admins only; an empty form comes back with its errors,
+    // an unknown endpoint or delivery is a 404 for the admin.
+    route("GET", "/admin/webhooks", ADMIN_GET),
+    route("POST", "/admin/webhooks", ADMIN_FORM_INVALID),
+    route_at(
+        "GET",
+        "/admin/webhooks/{id}",
+        "/admin/webhooks/999999",
+        ADMIN_FORM_MISSING,
+    ),
+    route_at(
+        "POST",
+        "/admin/webhooks/{id}/rotate",
+        "/admin/webhooks/999999/rotate",
+        ADMIN_FORM_MISSING,
+    ),
+    route_at(
+        "POST",
+        "/admin/webhooks/{id}/enable",
+        "/admin/webhooks/999999/enable",
+        ADMIN_FORM_MISSING,
+    ),
+    route_at(
+        "POST",
+        "/admin/webhooks/{id}/disable",
+        "/admin/webhooks/999999/disable",
+        ADMIN_FORM_MISSING,
+    ),
+    route_at(
+        "POST",
+        "/admin/webhooks/{id}/test",
+        "/admin/webhooks/999999/test",
+        ADMIN_FORM_MISSING,
+    ),
+    route_at(
+        "POST",
+        "/admin/webhook-deliveries/{id}/resend",
+        "/admin/webhook-deliveries/999999/resend",
         ADMIN_FORM_MISSING,
     ),
     route_at(
@@ -347,6 +473,56 @@ const MATRIX: &[Row] = &[
         "GET",
         "/api/v1/customers/{customer_id}/attribution",
         "/api/v1/customers/cus_nobody/attribution",
+        None,
+        API_UNKNOWN,
+    ),
+    api(
+        "POST",
+        "/api/v1/payments",
+        "/api/v1/payments",
+        Some("{}"),
+        API_INVALID,
+    ),
+    api(
+        "POST",
+        "/api/v1/refunds",
+        "/api/v1/refunds",
+        Some("{}"),
+        API_INVALID,
+    ),
+    api(
+        "POST",
+        "/api/v1/chargebacks",
+        "/api/v1/chargebacks",
+        Some("{}"),
+        API_INVALID,
+    ),
+    // An id no event can carry (control character): refused before anything is written.
+    api(
+        "POST",
+        "/api/v1/subscriptions/{id}/cancel",
+        "/api/v1/subscriptions/%01/cancel",
+        Some("{}"),
+        API_INVALID,
+    ),
+    api(
+        "GET",
+        "/api/v1/partners/{id}/balance",
+        "/api/v1/partners/abcdefghijk/balance",
+        None,
+        API_UNKNOWN,
+    ),
+    api(
+        "GET",
+        "/api/v1/partners/{id}/commissions",
+        "/api/v1/partners/abcdefghijk/commissions",
+        None,
+        API_UNKNOWN,
+    ),
+    api(
+        "GET",
+        "/api/v1/partners/{id}/status",
+        "/api/v1/partners/abcdefghijk/status",
         None,
         API_UNKNOWN,
     ),

@@ -1488,7 +1488,7 @@ on_both_backends!(
         let today = report["days"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(
             today,
-            json!({ "date": "2026-01-01", "clicks": 6, "unique_visitors": 5, "signups": 1 })
+            json!({ "date": "2026-01-01", "clicks": 6, "unique_visitors": 5, "signups": 1, "revenue": 0, "commission": 0 })
         );
         // Bob's report has Bob's click only.
         let bobs = self::report(&mut api, &bob_id, "").await;

@@ -1,0 +1,80 @@
+//! Group commit of billing events (`record_billing_batch`): one transaction,
+//! a savepoint per event, so a refused event books nothing and sinks none of
+//! the others, and every answer is the one the single-event call would give.
+
+use std::sync::Arc;
+
+use partnerd_store::money::BillingEvent;
+use partnerd_store::{Store, StoreError};
+
+use crate::money::{HOLD_DAYS, assert_sound, balances, credited_partner, day, payment, refund};
+
+conformance!(
+    a_refused_event_in_a_batch_sinks_none_of_the_others,
+    |store: Arc<dyn Store>| async move {
+        let store = &*store;
+        let partner = credited_partner(store, "ann", "cus_1", 20).await;
+        let now = day(1);
+        let results = store
+            .record_billing_batch(
+                vec![
+                    BillingEvent::Payment(payment("in_1", "cus_1", 10_000, now)),
+                    // A refund of nothing: refused by the domain.
+                    BillingEvent::Refund(refund("re_big", "in_1", 0)),
+                    // The same event again, in the same batch: a replay.
+                    BillingEvent::Payment(payment("in_1", "cus_1", 10_000, now)),
+                    BillingEvent::Refund(refund("re_1", "in_1", 2_500)),
+                    // The same payment id with another amount: a conflicting replay.
+                    BillingEvent::Payment(payment("in_1", "cus_1", 99, now)),
+                    BillingEvent::Payment(payment("in_2", "cus_1", 5_000, now)),
+                ],
+                HOLD_DAYS,
+                now,
+            )
+            .await
+            .expect("the batch commits");
+        assert_eq!(results.len(), 6);
+        let (first, replayed) = results[0].as_ref().expect("in_1 is booked");
+        assert_eq!(
+            (first.commission, first.booked, *replayed),
+            (2_000, 2_000, false)
+        );
+        assert!(
+            matches!(results[1], Err(StoreError::Ledger(_))),
+            "{:?}",
+            results[1]
+        );
+        let (again, replayed) = results[2].as_ref().expect("the replay is answered");
+        assert!(*replayed);
+        assert_eq!(again, first);
+        let (refunded, _) = results[3].as_ref().expect("re_1 is booked");
+        assert_eq!((refunded.commission, refunded.booked), (1_500, -500));
+        assert!(results[4].is_err(), "{:?}", results[4]);
+        let (second, _) = results[5].as_ref().expect("in_2 is booked");
+        assert_eq!(second.commission, 1_000);
+
+        let b = balances(store, partner).await;
+        assert_eq!(b.held, 2_500);
+        // The refused refund left no trace: a later, valid delivery of the same
+        // id books as new.
+        let (answer, replayed) = store
+            .record_refund(refund("re_big", "in_1", 1_000), HOLD_DAYS, day(2))
+            .await
+            .expect("re_big, now of a real amount");
+        assert!(!replayed);
+        assert_eq!(answer.commission, 1_300);
+        assert_sound(store).await;
+    }
+);
+
+conformance!(
+    an_empty_batch_commits_nothing_and_answers_nothing,
+    |store: Arc<dyn Store>| async move {
+        let results = store
+            .record_billing_batch(Vec::new(), HOLD_DAYS, day(1))
+            .await
+            .unwrap();
+        assert!(results.is_empty());
+        assert_sound(&*store).await;
+    }
+);
