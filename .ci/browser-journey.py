@@ -842,11 +842,120 @@ def journey_tracking_script(b: Browser, base_url: str) -> None:
         vendor.stop()
 
 
+def journey_paid_referral_to_withdrawal(b: Browser, base_url: str) -> None:
+    """R-COM-1, R-COM-4, R-PAY-1..4, R-PAY-3: a partner's referred customer pays (the
+    vendor's billing reports it through the API); the commission shows in the panel's
+    money page; the partner gives PayPal and tax details and asks for the whole
+    available balance; an admin finds the request in the console's queue and approves
+    it. The program's hold is set to 0 days by the admin first, as the seed's
+    "withdrawable at once" reading allows, so no clock has to move."""
+    stamp = int(time.time() * 1000)
+    password = "money-journey-passphrase"
+    admin_email = f"money-admin-{stamp}@journey.test"
+    created = subprocess.run(
+        [CONTEXT["bin"], "admin", "create", "--email", admin_email, "--role", "admin",
+         "--data-dir", CONTEXT["data_dir"]],
+        env=dict(os.environ, PARTNERD_ADMIN_PASSWORD=password), capture_output=True, text=True, timeout=60,
+    )
+    expect(created.returncode == 0, f"partnerd admin create failed: {created.stderr.strip()}")
+    key = subprocess.run(
+        [CONTEXT["bin"], "api-key", "create", "--name", f"billing-{stamp}", "--data-dir", CONTEXT["data_dir"]],
+        capture_output=True, text=True, timeout=60,
+    )
+    expect(key.returncode == 0, f"api-key create failed: {key.stderr.strip()}")
+    api_key = key.stdout.strip().splitlines()[-1]
+
+    def api(path: str, body: dict) -> dict:
+        request = urllib.request.Request(
+            base_url + "/api/v1" + path, method="POST", data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def admin_login() -> None:
+        b.navigate(base_url + "/admin/login")
+        b.wait_for("input[name=email]")
+        b.fill("input[name=email]", admin_email)
+        b.fill("input[name=password]", password)
+        b.click_and_wait_for_load("form:has(input[name=password]) button[type=submit]")
+        b.wait_for_path("/admin")
+
+    # 1. The admin sets the hold to 0 days (R-COM-4's setting).
+    admin_login()
+    b.navigate(base_url + "/admin/settings")
+    b.wait_for("input[name=hold_days]")
+    b.fill("input[name=hold_days]", "0")
+    b.click_and_wait_for_load('form[action="/admin/settings"] button[type=submit]')
+    b.wait_for("[role=status]", visible=True)
+    b.click_and_wait_for_load('form[action="/logout"] button[type=submit]')
+
+    # 2. A partner signs up; a customer they referred pays $500 a month, twice.
+    name = "Money Partner"
+    partner_password = "amber-orchard-kettle-58"
+    sign_up_partner(b, base_url, name, f"money-{stamp}@example.test", partner_password)
+    link = b.find('input[aria-label="Your affiliate link"]').prop("value")
+    partner_id = urllib.parse.urlsplit(link).path.rstrip("/").split("/")[-1]
+    customer = f"cus_money_{stamp}"
+    signup = api("/signups", {"customer_id": customer, "referral": partner_id})
+    expect(signup.get("partner_id") == partner_id, f"the customer was not credited: {signup}")
+    for month in (1, 2):
+        booked = api("/payments", {"id": f"in_money_{stamp}_{month}", "customer_id": customer,
+                                   "amount": 50000, "currency": "USD"})
+        expect(booked.get("commission") == 10000, f"20 % of $500 is not $100: {booked}")
+
+    # 3. The panel shows $200.00 available (R-COM-1, hold 0) and the two commissions.
+    b.navigate(base_url + "/panel/money")
+    available = b.wait_for('[data-currency="USD"] [data-balance="available"]')
+    expect("200.00" in available.text, f"the money page shows {available.text!r} available, not $200.00")
+    expect(f"in_money_{stamp}_2" in b.page_text(), "the money page does not list the commissions")
+    b.screenshot("panel-money.png")
+
+    # 4. Payout details (R-PAY-2, R-PAY-4): a bad country is refused with a named error.
+    b.navigate(base_url + "/panel/payouts")
+    b.wait_for("input[name=paypal_email]")
+    b.fill("input[name=paypal_email]", f"money-{stamp}@paypal.example.test")
+    b.fill("input[name=legal_name]", "Money Partner Ltd")
+    b.fill("input[name=country]", "ZZ")  # not an ISO 3166-1 code
+    b.fill("input[name=tax_id]", "DE123456789")
+    b.click_and_wait_for_load('form[action="/panel/payouts/profile"] button[type=submit]')
+    err = b.wait_for("#country-error", visible=True)
+    expect(err.text.strip(), "the country error says nothing")
+    b.fill("input[name=country]", "DE")
+    b.click_and_wait_for_load('form[action="/panel/payouts/profile"] button[type=submit]')
+    b.wait_for('form[action="/panel/payouts/withdraw"] button[type=submit]', visible=True)
+    b.screenshot("panel-payouts.png")
+
+    # 5. The partner asks for the whole available balance (R-PAY-1).
+    b.click_and_wait_for_load('form[action="/panel/payouts/withdraw"] button[type=submit]')
+    b.wait_for_path("/panel/payouts")
+    expect("requested" in b.page_text().lower(), "the withdrawal is not listed as requested")
+    b.navigate(base_url + "/panel/money")
+    in_flight = b.wait_for('[data-currency="USD"] [data-balance="in_flight"]')
+    expect("200.00" in in_flight.text, f"the money page shows {in_flight.text!r} in flight, not $200.00")
+    b.click_and_wait_for_load('form[action="/logout"] button[type=submit]')
+
+    # 6. The admin approves it from the queue (R-PAY-3); without PayPal configured it
+    #    waits there for the manual payout.
+    admin_login()
+    b.click_and_wait_for_load('.sidebar-nav a[href="/admin/withdrawals"]')
+    b.wait_for_path("/admin/withdrawals")
+    row = b.wait_for("table tbody tr")
+    expect(name in row.text and "200.00" in row.text, f"the queue's row is {row.text!r}")
+    b.screenshot("admin-withdrawals.png")
+    b.click_and_wait_for_load("table tbody tr a.btn")
+    b.click_and_wait_for_load('form[action$="/approve"] button[type=submit]')
+    b.wait_until(lambda: "approved" in b.page_text().lower(), what="the withdrawal to show as approved",
+                 context=lambda: b.page_text()[:400])
+    b.screenshot("admin-withdrawal-approved.png")
+
+
 JOURNEYS: list[Callable[[Browser, str], None]] = [
     journey_signup_login_panel,
     journey_admin_console,  # needs the partner the first journey signs up
     journey_campaign_click_report,
     journey_tracking_script,
+    journey_paid_referral_to_withdrawal,
 ]
 
 

@@ -39,7 +39,8 @@
 use partnerd_domain::{Currency, FieldErrors, Timestamp};
 use partnerd_store::NewAudit;
 use partnerd_store::money::{
-    ChargebackChange, EventKey, EventOrigin, NewCancellation, NewChargeback, NewPayment, NewRefund,
+    BillingEvent, ChargebackChange, EventKey, EventOrigin, NewCancellation, NewChargeback,
+    NewPayment, NewRefund, STRIPE_PARKED_WAITING,
 };
 use partnerd_store::stripe_sql::{
     NewRefundShare, NewStripePending, StripeChargeLink, StripeEventOutcome, StripeEventRecord,
@@ -68,6 +69,9 @@ pub enum StripeHandling {
     Ignored,
     /// The event was processed before; nothing was booked.
     Replayed,
+    /// Booked together with the event's own record (the group-committed
+    /// `invoice.paid`): nothing left to record.
+    BookedAndRecorded,
 }
 
 /// The answer to one delivery.
@@ -201,6 +205,21 @@ fn aliases(charge: Option<&str>, payment_intent: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// The payment an `invoice.paid` reports, keyed by the Stripe event id.
+fn stripe_payment(event_id: &str, facts: &PaymentFacts) -> StripeResult<NewPayment> {
+    let currency = Currency::parse(&facts.currency)
+        .map_err(|e| StripeWebhookError::Refused(format!("currency: {e}")))?;
+    Ok(NewPayment {
+        event: EventKey::new(EventOrigin::Stripe, event_id),
+        payment_id: facts.invoice.clone(),
+        customer_id: facts.customer.clone(),
+        amount: facts.amount,
+        currency,
+        paid_at: Timestamp::from_millis(facts.paid_at),
+        subscription_id: facts.subscription.clone(),
+    })
+}
+
 impl App {
     /// Verifies, parses and books one Stripe delivery (see the module header).
     /// `Ok` means everything the event implies is committed.
@@ -225,8 +244,10 @@ impl App {
         let recorded = match handling {
             StripeHandling::Booked => Some(StripeEventOutcome::Booked),
             StripeHandling::Ignored => Some(StripeEventOutcome::Ignored),
-            // Recorded together with its pending row.
-            StripeHandling::Pending | StripeHandling::Replayed => None,
+            // Recorded together with its pending row, or with its booking.
+            StripeHandling::Pending
+            | StripeHandling::Replayed
+            | StripeHandling::BookedAndRecorded => None,
         };
         if let Some(recorded) = recorded {
             self.store
@@ -396,13 +417,13 @@ impl App {
             }
             Err(other) => return Err(other.into()),
         }
-        self.release_stripe_payments(customer).await?;
+        // record_signup released the payments parked for this customer.
         Ok(StripeHandling::Booked)
     }
 
-    /// Books the Stripe payments parked until `customer_id` had a sign-up. The
-    /// webhook calls it after each sign-up it records; a sign-up recorded
-    /// through the integration API should call it too. Returns how many were booked.
+    /// Books the Stripe payments parked until `customer_id` had a sign-up.
+    /// `record_signup` calls it after every sign-up, whichever way it came
+    /// (the webhook or the integration API). Returns how many were booked.
     pub async fn release_stripe_payments(&self, customer_id: &str) -> crate::AppResult<usize> {
         let waiting = self.store.stripe_pending_for_customer(customer_id).await?;
         let count = waiting.len();
@@ -445,6 +466,31 @@ impl App {
         // The sign-up first (R-AFF-4 fixes the partner and the rate when the
         // customer is credited); without one yet the payment waits for it.
         let handling = if self.store.find_signup(customer).await?.is_some() {
+            // The common case, in one savepoint of the billing writer's group
+            // commit: links, payment and the event's record. When parked refunds
+            // wait for this invoice, the path below books them too.
+            let fast = self
+                .billing_writer
+                .book(BillingEvent::StripePayment {
+                    payment: stripe_payment(&event.id, &facts)?,
+                    link: StripeChargeLink {
+                        invoice_id: invoice.id.clone(),
+                        aliases: links.clone(),
+                        now,
+                    },
+                    record: StripeEventRecord {
+                        event_id: event.id.clone(),
+                        event_type: event.event_type.clone(),
+                        outcome: StripeEventOutcome::Booked,
+                        at: now,
+                    },
+                })
+                .await;
+            match fast {
+                Ok(_) => return Ok(StripeHandling::BookedAndRecorded),
+                Err(AppError::Conflict(reason)) if reason == STRIPE_PARKED_WAITING => {}
+                Err(other) => return Err(other.into()),
+            }
             self.book_stripe_payment(&event.id, &facts).await?;
             StripeHandling::Booked
         } else {
@@ -639,18 +685,7 @@ impl App {
     }
 
     async fn book_stripe_payment(&self, event_id: &str, facts: &PaymentFacts) -> StripeResult<()> {
-        let currency = Currency::parse(&facts.currency)
-            .map_err(|e| StripeWebhookError::Refused(format!("currency: {e}")))?;
-        self.book_payment(NewPayment {
-            event: EventKey::new(EventOrigin::Stripe, event_id),
-            payment_id: facts.invoice.clone(),
-            customer_id: facts.customer.clone(),
-            amount: facts.amount,
-            currency,
-            paid_at: Timestamp::from_millis(facts.paid_at),
-            subscription_id: facts.subscription.clone(),
-        })
-        .await?;
+        self.book_payment(stripe_payment(event_id, facts)?).await?;
         Ok(())
     }
 

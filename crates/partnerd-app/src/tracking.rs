@@ -510,6 +510,9 @@ impl App {
         }
         errors.into_result()?;
         if let Some(existing) = self.store.find_signup(customer_id).await? {
+            // Also on a replay: a crash may have come between the sign-up's
+            // commit and the release of what waited for it.
+            self.release_stripe_payments(customer_id).await?;
             return Ok((existing, false));
         }
         let settings = self.settings().await?;
@@ -561,7 +564,10 @@ impl App {
                 }
             }
         }
-        Ok(self.store.record_signup(signup).await?)
+        let recorded = self.store.record_signup(signup).await?;
+        // Stripe payments that arrived before the sign-up waited for it.
+        self.release_stripe_payments(customer_id).await?;
+        Ok(recorded)
     }
 
     async fn attribute_to(

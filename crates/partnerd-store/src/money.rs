@@ -133,7 +133,21 @@ pub enum BillingEvent {
     Refund(NewRefund),
     Chargeback(NewChargeback),
     Cancellation(NewCancellation),
+    /// A Stripe `invoice.paid` of a customer with a sign-up: the payment, the
+    /// links of its charge and payment intent to the invoice, and the event's
+    /// record, in one savepoint. Refused with [`STRIPE_PARKED_WAITING`] (and
+    /// nothing written) when parked refunds or disputes wait for this invoice:
+    /// the caller then takes the path that books those too.
+    StripePayment {
+        payment: NewPayment,
+        link: crate::stripe_sql::StripeChargeLink,
+        record: crate::stripe_sql::StripeEventRecord,
+    },
 }
+
+/// Why a [`BillingEvent::StripePayment`] was not booked: parked events wait
+/// for its invoice.
+pub const STRIPE_PARKED_WAITING: &str = "parked Stripe events wait for this invoice";
 
 /// What a billing event was answered; stored with the event, so a replay gets
 /// the same answer.

@@ -980,6 +980,27 @@ macro_rules! money_store {
                 Ok((answer, recorded == Recorded::Replay))
             }
 
+            /// [`BillingEvent::StripePayment`] inside `tx`: the charge links and the
+            /// event's record, then the payment, which commits `tx`; or nothing at
+            /// all when parked events wait for the invoice.
+            async fn stripe_payment_in(
+                mut tx: sqlx::Transaction<'_, $db>,
+                payment: $crate::money::NewPayment,
+                link: &$crate::stripe_sql::StripeChargeLink,
+                record: &$crate::stripe_sql::StripeEventRecord,
+                hold_days: i64,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
+                // Linking takes the Stripe bookkeeping's lock (see stripe_sql.rs),
+                // so a refund being parked at this moment cannot miss the link.
+                let parked = Self::link_stripe_charge_in(&mut tx, link).await?;
+                if !parked.is_empty() {
+                    return Err($crate::StoreError::Invalid($crate::money::STRIPE_PARKED_WAITING));
+                }
+                Self::record_stripe_event_in(&mut tx, record).await?;
+                Self::record_payment_in(tx, payment, hold_days, now).await
+            }
+
             /// The body of [`MoneyStore::cancel_subscription`] inside `tx` (a transaction, or a
             /// savepoint of a batch); commits `tx` when it books.
             async fn cancel_subscription_in(
@@ -1081,6 +1102,10 @@ macro_rules! money_store {
                         }
                         BillingEvent::Cancellation(cancellation) => {
                             Self::cancel_subscription_in(savepoint, cancellation, now).await
+                        }
+                        BillingEvent::StripePayment { payment, link, record } => {
+                            Self::stripe_payment_in(savepoint, payment, &link, &record, hold_days, now)
+                                .await
                         }
                     });
                 }

@@ -261,6 +261,58 @@ macro_rules! stripe_store {
                 Ok(())
             }
 
+            /// Records a processed event inside `tx`; one recorded before keeps its record.
+            async fn record_stripe_event_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                record: &$crate::stripe_sql::StripeEventRecord,
+            ) -> $crate::StoreResult<()> {
+                let booked_at = (record.outcome == $crate::stripe_sql::StripeEventOutcome::Booked)
+                    .then_some(record.at.millis());
+                sqlx::query(
+                    "insert into stripe_events (id, event_type, outcome, received_at, booked_at) \
+                     values ($1, $2, $3, $4, $5) on conflict (id) do nothing",
+                )
+                .bind(&record.event_id)
+                .bind(&record.event_type)
+                .bind(record.outcome.as_str())
+                .bind(record.at.millis())
+                .bind(booked_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// Links charges to their invoice inside `tx` (under the Stripe lock) and
+            /// returns the parked events now linked to it.
+            async fn link_stripe_charge_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                link: &$crate::stripe_sql::StripeChargeLink,
+            ) -> $crate::StoreResult<Vec<$crate::stripe_sql::StripePendingEvent>> {
+                Self::lock_stripe(tx).await?;
+                for alias in link.aliases.iter().filter(|a| !a.is_empty()) {
+                    // A charge pays one invoice: the first link stays.
+                    sqlx::query(
+                        "insert into stripe_aliases (alias, invoice_id, created_at) values ($1, $2, $3) \
+                         on conflict (alias) do nothing",
+                    )
+                    .bind(alias)
+                    .bind(&link.invoice_id)
+                    .bind(link.now.millis())
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                let rows: Vec<$crate::stripe_sql::PendingTuple> = sqlx::query_as(
+                    "select p.event_id, p.event_type, p.payload, p.received_at from stripe_pending_events p \
+                     where exists (select 1 from stripe_aliases a where a.invoice_id = $1 \
+                       and (a.alias = p.charge_id or a.alias = p.payment_intent_id)) \
+                     order by p.received_at, p.event_id",
+                )
+                .bind(&link.invoice_id)
+                .fetch_all(&mut **tx)
+                .await?;
+                Ok(rows.into_iter().map($crate::stripe_sql::pending_row).collect())
+            }
+
             async fn stripe_alias_in(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 alias: Option<&str>,
@@ -296,19 +348,7 @@ macro_rules! stripe_store {
                 record: &$crate::stripe_sql::StripeEventRecord,
             ) -> $crate::StoreResult<()> {
                 let mut tx = self.write().await?;
-                let booked_at = (record.outcome == $crate::stripe_sql::StripeEventOutcome::Booked)
-                    .then_some(record.at.millis());
-                sqlx::query(
-                    "insert into stripe_events (id, event_type, outcome, received_at, booked_at) \
-                     values ($1, $2, $3, $4, $5) on conflict (id) do nothing",
-                )
-                .bind(&record.event_id)
-                .bind(&record.event_type)
-                .bind(record.outcome.as_str())
-                .bind(record.at.millis())
-                .bind(booked_at)
-                .execute(&mut *tx)
-                .await?;
+                Self::record_stripe_event_in(&mut tx, record).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -318,30 +358,9 @@ macro_rules! stripe_store {
                 link: &$crate::stripe_sql::StripeChargeLink,
             ) -> $crate::StoreResult<Vec<$crate::stripe_sql::StripePendingEvent>> {
                 let mut tx = self.write().await?;
-                Self::lock_stripe(&mut tx).await?;
-                for alias in link.aliases.iter().filter(|a| !a.is_empty()) {
-                    // A charge pays one invoice: the first link stays.
-                    sqlx::query(
-                        "insert into stripe_aliases (alias, invoice_id, created_at) values ($1, $2, $3) \
-                         on conflict (alias) do nothing",
-                    )
-                    .bind(alias)
-                    .bind(&link.invoice_id)
-                    .bind(link.now.millis())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let rows: Vec<$crate::stripe_sql::PendingTuple> = sqlx::query_as(
-                    "select p.event_id, p.event_type, p.payload, p.received_at from stripe_pending_events p \
-                     where exists (select 1 from stripe_aliases a where a.invoice_id = $1 \
-                       and (a.alias = p.charge_id or a.alias = p.payment_intent_id)) \
-                     order by p.received_at, p.event_id",
-                )
-                .bind(&link.invoice_id)
-                .fetch_all(&mut *tx)
-                .await?;
+                let parked = Self::link_stripe_charge_in(&mut tx, link).await?;
                 tx.commit().await?;
-                Ok(rows.into_iter().map($crate::stripe_sql::pending_row).collect())
+                Ok(parked)
             }
 
             async fn stripe_invoice_of(

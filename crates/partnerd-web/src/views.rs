@@ -89,6 +89,8 @@ pub fn admin_nav(path: &str, admin: bool) -> Vec<NavItem> {
             ("/admin/exports", "Exports"),
             ("/admin/resources", "Resources"),
             ("/admin/settings", "Settings"),
+            ("/admin/stripe", "Stripe"),
+            ("/admin/webhooks", "Webhooks"),
             ("/admin/terms", "Terms"),
             ("/admin/audit", "Audit log"),
             ("/admin/outbox", "Outbox"),

@@ -1026,5 +1026,62 @@ async fn money(seed: &mut Seed) -> anyhow::Result<()> {
     seed.at(seed.now);
     seed.app.release_due_holds().await?;
     step.done(&format!("{total} billing events"));
+    withdrawals(seed).await
+}
+
+/// R-PAY-1..4: the partners with the most available commission gave their payout
+/// details and withdrew it; an admin approved and paid most of them (the manual
+/// path, since the demo has no PayPal), and one request waits in the queue.
+async fn withdrawals(seed: &mut Seed) -> anyhow::Result<()> {
+    use partnerd_app::payouts::ManualOutcome;
+    use partnerd_app::withdrawals::PayoutProfileInput;
+
+    let admin = seed.admin_actor()?;
+    let mut ranked = Vec::new();
+    for partner in seed.partners.iter().filter(|p| !p.is_removed()) {
+        let available = seed
+            .app
+            .balances(partner.id)
+            .await?
+            .iter()
+            .find(|b| b.currency.code() == "USD")
+            .map_or(0, |b| b.balances.available);
+        ranked.push((available, partner.clone()));
+    }
+    ranked.sort_by_key(|(available, _)| std::cmp::Reverse(*available));
+    let chosen: Vec<Partner> = ranked
+        .into_iter()
+        .filter(|(available, _)| *available >= 5_000)
+        .take(8)
+        .map(|(_, p)| p)
+        .collect();
+    let step = seed.step("withdrawals", chosen.len() as u64);
+    let (mut paid, mut waiting) = (0, 0);
+    for (n, partner) in chosen.iter().enumerate() {
+        let input = PayoutProfileInput {
+            paypal_email: format!(
+                "payouts+{}@demo.partnerd.test",
+                partner.public_id.to_lowercase()
+            ),
+            legal_name: partner.name.clone(),
+            country: ["DE", "US", "PL", "GB", "FR"][n % 5].to_owned(),
+            tax_id: format!("TAX-{:06}", 100_000 + n * 7_919),
+        };
+        seed.app.save_payout_profile(partner, &input, "").await?;
+        let withdrawal = seed.app.request_withdrawal(partner, "USD").await?;
+        step.tick(partner.name.clone());
+        if n == 0 {
+            // One request left for the admin's queue.
+            waiting += 1;
+            continue;
+        }
+        let id = withdrawal.withdrawal.id.clone();
+        seed.app.approve_withdrawal(&admin, &id).await?;
+        seed.app
+            .mark_withdrawal(&admin, &id, ManualOutcome::Paid)
+            .await?;
+        paid += 1;
+    }
+    step.done(&format!("{paid} paid, {waiting} waiting for approval"));
     Ok(())
 }
