@@ -478,6 +478,20 @@ macro_rules! shared_store {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+                // R-ACC-3, R-PAY-4: the PayPal address and tax details go; payouts that
+                // ended keep their amounts, not the address they went to. (A payout
+                // still on its way keeps it until PayPal answers.)
+                sqlx::query("delete from payout_profiles where partner_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "update payout_items set receiver = 'erased' where partner_id = $1 and withdrawal_id in \
+                     (select id from withdrawals where partner_id = $1 and status in ('paid', 'failed', 'rejected'))",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
                 // Emails about the partner are erased too; one not yet sent is never sent.
                 sqlx::query(
                     "update outbox set to_address = 'erased', subject = '(erased)', \

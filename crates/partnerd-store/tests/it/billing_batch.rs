@@ -78,3 +78,35 @@ conformance!(
         assert_sound(&*store).await;
     }
 );
+
+conformance!(
+    removing_a_partner_erases_payout_details_and_keeps_the_money,
+    |store: Arc<dyn Store>| async move {
+        // R-ACC-3, R-PAY-4: the PayPal address and tax details are personal data.
+        let store = &*store;
+        let partner = credited_partner(store, "ann", "cus_1", 20).await;
+        store
+            .record_payment(payment("in_1", "cus_1", 10_000, day(1)), HOLD_DAYS, day(1))
+            .await
+            .unwrap();
+        store
+            .remove_partner(
+                partner,
+                partnerd_store::Removal::Requested,
+                crate::fixtures::audit("partner.remove", "partner"),
+                day(2),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.payout_profile(partner).await.unwrap(),
+            partnerd_store::money::PayoutProfile::default()
+        );
+        assert_eq!(
+            balances(store, partner).await.held,
+            2_000,
+            "the money records stay"
+        );
+        assert_sound(store).await;
+    }
+);
