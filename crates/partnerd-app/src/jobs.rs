@@ -24,6 +24,10 @@ pub async fn register_schedules(app: &App) -> anyhow::Result<()> {
     app.store
         .ensure_schedule("housekeeping", "housekeeping", 3600, app.now())
         .await?;
+    // R-PAY-3: a payout whose polls ran out is looked at again once a day.
+    app.store
+        .ensure_schedule("paypal_reconcile", "paypal_reconcile", 86_400, app.now())
+        .await?;
     // R-COM-4: a lot becomes available at most this long after its hold ends.
     app.store
         .ensure_schedule("release_holds", "release_holds", 300, app.now())
@@ -113,6 +117,13 @@ async fn run_job(app: &App, job: &Job) -> Result<(), String> {
                 rows = purged,
                 "housekeeping purged expired sessions, reset links and throttle windows"
             );
+            Ok(())
+        }
+        "paypal_reconcile" => {
+            let queued = app.reconcile_payouts().await.map_err(|e| e.to_string())?;
+            if queued > 0 {
+                tracing::info!(polls = queued, "queued a poll of each payout PayPal holds");
+            }
             Ok(())
         }
         "release_holds" => {

@@ -506,6 +506,40 @@ fn withdrawal_id_of(payload: &serde_json::Value) -> Result<&str, String> {
         .ok_or_else(|| "payload has no withdrawal_id".to_owned())
 }
 
+impl App {
+    /// The daily `paypal_reconcile` job: one more poll of every approved
+    /// withdrawal that PayPal accepted, so a payout whose poll chain ran out of
+    /// attempts (PayPal unreachable for days) still ends paid or back on the
+    /// balance. Withdrawals not yet accepted by PayPal are left alone: the admin
+    /// may be paying them by hand. Returns how many polls it queued.
+    pub async fn reconcile_payouts(&self) -> AppResult<usize> {
+        if self.paypal.is_none() {
+            return Ok(0);
+        }
+        let now = self.now();
+        let mut queued = 0;
+        let mut offset = 0;
+        loop {
+            let page = self
+                .store
+                .list_withdrawals(Some(WithdrawalStatus::Approved), 500, offset)
+                .await?;
+            for row in &page {
+                let id = &row.withdrawal.id;
+                let (_, payout) = self.store.get_withdrawal(id).await?;
+                if payout.is_some_and(|p| p.payout_batch_id.is_some()) {
+                    self.store.enqueue_job(poll_job(id, 0, true, now)).await?;
+                    queued += 1;
+                }
+            }
+            if page.len() < 500 {
+                return Ok(queued);
+            }
+            offset += 500;
+        }
+    }
+}
+
 /// [`PAYOUT_JOB`]: sends the withdrawal's batch (once, whatever the retries),
 /// records PayPal's batch id and schedules the first poll.
 pub(crate) async fn run_payout_job(app: &App, payload: &serde_json::Value) -> Result<(), String> {

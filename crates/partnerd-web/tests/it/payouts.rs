@@ -808,3 +808,52 @@ on_both_backends!(
         assert_ledger_sound(&t).await;
     }
 );
+
+with_paypal!(
+    a_payout_whose_polls_ran_out_is_settled_by_the_daily_reconciliation,
+    timeout = 5,
+    |t: TestApp, paypal: PayPalStandIn| async move {
+        // R-PAY-3: PayPal unreachable for days used up the poll chain; the
+        // reconciliation polls once more and the payout ends paid, once.
+        let (partner, id) = partner_with_money(&t, "Rae").await;
+        let mut admin = admin_client(&t).await;
+        approve(&mut admin, &id).await;
+        run_jobs(&t).await;
+        let (_, payout) = t.store.get_withdrawal(&id).await.unwrap();
+        assert!(payout.unwrap().payout_batch_id.is_some());
+        // The chain is gone (as after its last failed attempt).
+        let polls_left = t
+            .sql_scalar(
+                "select count(*) from jobs where kind = 'paypal_poll' and status = 'queued'",
+            )
+            .await;
+        assert!(polls_left >= 1);
+        sqlx_delete_polls(&t).await;
+        t.advance(3 * DAY);
+        run_jobs(&t).await;
+        assert_eq!(
+            withdrawal(&t, &id).await.withdrawal.status,
+            WithdrawalStatus::Approved,
+            "nothing polls it any more"
+        );
+        assert_eq!(t.app.reconcile_payouts().await.unwrap(), 1);
+        run_jobs(&t).await;
+        assert_eq!(
+            withdrawal(&t, &id).await.withdrawal.status,
+            WithdrawalStatus::Paid
+        );
+        let b = balances(&t, partner).await;
+        assert_eq!((b.paid, b.in_flight), (COMMISSION, 0));
+        assert_eq!(paypal.counters().batches_created, 1);
+        // Paid withdrawals are not polled again.
+        assert_eq!(t.app.reconcile_payouts().await.unwrap(), 0);
+        assert_ledger_sound(&t).await;
+    }
+);
+
+/// Deletes the pending poll jobs, as if their attempts had run out.
+async fn sqlx_delete_polls(t: &TestApp) {
+    // Both engines run the whole delete on the first row RETURNING hands back.
+    t.sql_scalar("delete from jobs where kind = 'paypal_poll' returning cast(1 as bigint)")
+        .await;
+}
