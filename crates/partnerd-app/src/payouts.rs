@@ -253,9 +253,11 @@ impl App {
         let (row, payout) = self.store.get_withdrawal(withdrawal_id).await?;
         let payout = payout
             .ok_or_else(|| AppError::Conflict("The withdrawal has not been approved.".into()))?;
-        if payout.payout_batch_id.is_some() {
+        // A PayPal payout whose answer was lost looks unsent, yet PayPal may have
+        // paid it: only PayPal's status settles it (the poll, the reconciliation).
+        if payout.via != "manual" || payout.payout_batch_id.is_some() {
             return Err(AppError::Conflict(
-                "This withdrawal was sent through PayPal's API; its status comes from PayPal."
+                "This withdrawal is paid through PayPal's API; its status comes from PayPal."
                     .into(),
             ));
         }
@@ -363,6 +365,7 @@ impl App {
             for row in rows {
                 let (row, payout) = self.store.get_withdrawal(&row.withdrawal.id).await?;
                 if let Some(payout) = payout
+                    && payout.via == "manual"
                     && payout.payout_batch_id.is_none()
                     && payout.item.status == PayoutStatus::Pending
                 {

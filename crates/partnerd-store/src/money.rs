@@ -226,6 +226,9 @@ pub struct PayoutItemRow {
     pub payout_item_id: Option<String>,
     pub created_at: Timestamp,
     pub submitted_at: Option<Timestamp>,
+    /// `paypal` (sent by the payout job through PayPal's API) or `manual` (a
+    /// mass-payment file and an admin's mark), fixed at approval.
+    pub via: String,
 }
 
 /// What a payout status report writes besides its booking, in the same

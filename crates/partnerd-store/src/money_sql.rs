@@ -151,7 +151,7 @@ pub(crate) fn withdrawal_row(row: WithdrawalTuple) -> StoreResult<WithdrawalRow>
 }
 
 /// `payout_items` columns, in [`payout_item_row`]'s order.
-pub(crate) const PAYOUT_COLUMNS: &str = "withdrawal_id, partner_id, currency, amount, status, receiver, sender_batch_id, payout_batch_id, payout_item_id, created_at, submitted_at";
+pub(crate) const PAYOUT_COLUMNS: &str = "withdrawal_id, partner_id, currency, amount, status, receiver, sender_batch_id, payout_batch_id, payout_item_id, created_at, submitted_at, via";
 
 pub(crate) type PayoutTuple = (
     String,
@@ -165,6 +165,7 @@ pub(crate) type PayoutTuple = (
     Option<String>,
     i64,
     Option<i64>,
+    String,
 );
 
 pub(crate) fn payout_item_row(row: PayoutTuple) -> StoreResult<PayoutItemRow> {
@@ -180,6 +181,7 @@ pub(crate) fn payout_item_row(row: PayoutTuple) -> StoreResult<PayoutItemRow> {
         item,
         created,
         submitted,
+        via,
     ) = row;
     Ok(PayoutItemRow {
         item: PayoutItem {
@@ -196,6 +198,7 @@ pub(crate) fn payout_item_row(row: PayoutTuple) -> StoreResult<PayoutItemRow> {
         payout_item_id: item,
         created_at: Timestamp::from_millis(created),
         submitted_at: submitted.map(Timestamp::from_millis),
+        via,
     })
 }
 
@@ -230,6 +233,10 @@ pub(crate) struct InvoiceState {
     /// The credited revenue as loaded ([`InvoiceState::revenue`]), so the event's
     /// change to the report is the difference (R-REP-2).
     pub revenue_loaded: i64,
+    /// Whether the payment itself was known when loaded: a customer counts as
+    /// new in the report with the event that brings their payment, not with a
+    /// later reinstatement that brings the revenue back.
+    pub payment_loaded: bool,
 }
 
 impl InvoiceState {
@@ -292,8 +299,10 @@ impl InvoiceState {
             uncredited,
             review_round: round,
             revenue_loaded: 0,
+            payment_loaded: false,
         };
         state.revenue_loaded = state.revenue();
+        state.payment_loaded = state.invoice.payment.is_some();
         Ok(state)
     }
 
@@ -633,7 +642,9 @@ macro_rules! money_store {
             /// customers, revenue and commission, on the report row of the
             /// customer's sign-up (campaign and term) at the hour of the payment,
             /// in the same transaction as the booking. A customer counts once, with
-            /// the first of their payments to arrive.
+            /// the first of their payments to arrive. (Not yet: PROGRAM.md's
+            /// exception for a first payment refunded in full; the report still
+            /// counts that customer, the ledger is not affected.)
             async fn report_money_change(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 state: &$crate::money_sql::InvoiceState,
@@ -643,7 +654,7 @@ macro_rules! money_store {
                     return Ok(());
                 };
                 let revenue = state.revenue() - state.revenue_loaded;
-                let arrived = state.revenue_loaded == 0 && revenue > 0;
+                let arrived = !state.payment_loaded && payment.amount > 0;
                 let mut customers = 0;
                 if arrived {
                     let (earlier,): (i64,) = sqlx::query_as(
@@ -791,6 +802,9 @@ macro_rules! money_store {
                 if let Some(answer) =
                     Self::claim_event(&mut tx, &payment.event, "payment", &request, now).await?
                 {
+                    // Commit, not drop: inside a batch's savepoint, what the caller
+                    // wrote before this (a Stripe event's links) must stay.
+                    tx.commit().await?;
                     return Ok((answer, true));
                 }
                 let mut state = Self::lock_invoice(&mut tx, &payment.payment_id, true, now).await?;
@@ -885,6 +899,9 @@ macro_rules! money_store {
                 if let Some(answer) =
                     Self::claim_event(&mut tx, &refund.event, "refund", &request, now).await?
                 {
+                    // Commit, not drop: inside a batch's savepoint, what the caller
+                    // wrote before this (a Stripe event's links) must stay.
+                    tx.commit().await?;
                     return Ok((answer, true));
                 }
                 let owner: Option<(String,)> =
@@ -937,6 +954,9 @@ macro_rules! money_store {
                 if let Some(answer) =
                     Self::claim_event(&mut tx, &chargeback.event, kind, &request, now).await?
                 {
+                    // Commit, not drop: inside a batch's savepoint, what the caller
+                    // wrote before this (a Stripe event's links) must stay.
+                    tx.commit().await?;
                     return Ok((answer, true));
                 }
                 let owner: Option<(String,)> =
@@ -1012,6 +1032,9 @@ macro_rules! money_store {
                 if let Some(answer) =
                     Self::claim_event(&mut tx, &cancellation.event, "cancellation", &request, now).await?
                 {
+                    // Commit, not drop: inside a batch's savepoint, what the caller
+                    // wrote before this (a Stripe event's links) must stay.
+                    tx.commit().await?;
                     return Ok((answer, true));
                 }
                 // A cancellation may arrive before any payment of the subscription.
@@ -1090,7 +1113,7 @@ macro_rules! money_store {
                     // Each event in a savepoint of its own: a refused one rolls
                     // back alone (its savepoint is dropped), the others stay.
                     let savepoint = sqlx::Acquire::begin(&mut *tx).await?;
-                    results.push(match event {
+                    let result = match event {
                         BillingEvent::Payment(payment) => {
                             Self::record_payment_in(savepoint, payment, hold_days, now).await
                         }
@@ -1107,7 +1130,20 @@ macro_rules! money_store {
                             Self::stripe_payment_in(savepoint, payment, &link, &record, hold_days, now)
                                 .await
                         }
-                    });
+                    };
+                    // A refusal is the event's own; a database failure may have
+                    // rolled back the whole transaction (SQLite does on a full disk
+                    // or an I/O error), so the batch fails as one and every caller
+                    // retries, rather than being told of bookings that are gone.
+                    if let Err(
+                        err @ ($crate::StoreError::Database(_)
+                        | $crate::StoreError::Sqlite(_)
+                        | $crate::StoreError::Corrupt(_)),
+                    ) = result
+                    {
+                        return Err(err);
+                    }
+                    results.push(result);
                 }
                 tx.commit().await?;
                 Ok(results)
@@ -1351,9 +1387,11 @@ macro_rules! money_store {
                 Self::save_withdrawal(&mut tx, &row, now).await?;
                 // I5: the primary key allows one payout per withdrawal. The
                 // sender_batch_id is stored before PayPal is ever called.
+                // The payout job is what sends it through PayPal's API.
+                let via = if payout_job.is_some() { "paypal" } else { "manual" };
                 sqlx::query(
                     "insert into payout_items (withdrawal_id, partner_id, currency, amount, receiver, sender_batch_id, \
-                     status, created_at, updated_at) values ($1, $2, $3, $4, $5, $1, $6, $7, $7)",
+                     status, created_at, updated_at, via) values ($1, $2, $3, $4, $5, $1, $6, $7, $7, $8)",
                 )
                 .bind(&item.withdrawal_id)
                 .bind(item.partner_id)
@@ -1362,6 +1400,7 @@ macro_rules! money_store {
                 .bind(&receiver)
                 .bind(item.status.as_str())
                 .bind(now.millis())
+                .bind(via)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| $crate::shared::on_unique(e, "payout"))?;
@@ -1378,6 +1417,7 @@ macro_rules! money_store {
                     payout_item_id: None,
                     created_at: now,
                     submitted_at: None,
+                    via: via.to_owned(),
                 })
             }
 

@@ -243,7 +243,9 @@ async fn withdrawal_page(
     let (row, payout) = app.store.get_withdrawal(id).await.map_err(AppError::from)?;
     let (line, profile) = line_for(app, &row, payout.as_ref()).await?;
     let can_mark = row.withdrawal.status == WithdrawalStatus::Approved
-        && payout.as_ref().is_some_and(|p| p.payout_batch_id.is_none());
+        && payout
+            .as_ref()
+            .is_some_and(|p| p.via == "manual" && p.payout_batch_id.is_none());
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {

@@ -857,3 +857,42 @@ async fn sqlx_delete_polls(t: &TestApp) {
     t.sql_scalar("delete from jobs where kind = 'paypal_poll' returning cast(1 as bigint)")
         .await;
 }
+
+with_paypal!(
+    a_paypal_payout_whose_answer_was_lost_cannot_be_paid_by_hand_as_well,
+    timeout = 1,
+    |t: TestApp, paypal: PayPalStandIn| async move {
+        // R-PAY-3, never paid twice: PayPal applied the batch but its answer was
+        // lost, so the withdrawal looks unsent; it stays out of the mass-payment
+        // file and the manual marks, and PayPal's own status settles it.
+        let (_partner, id) = partner_with_money(&t, "Sol").await;
+        let mut admin = admin_client(&t).await;
+        approve(&mut admin, &id).await;
+        paypal.fail_next(Endpoint::CreateBatch, 1, Fault::AppliedThenServerError);
+        run_jobs(&t).await;
+        let (_, payout) = t.store.get_withdrawal(&id).await.unwrap();
+        let payout = payout.unwrap();
+        assert_eq!(payout.via, "paypal");
+        assert!(payout.payout_batch_id.is_none(), "the answer was lost");
+        assert!(t.app.unsent_payouts().await.unwrap().is_empty());
+        let r = admin
+            .post_form(
+                &format!("/admin/withdrawals/{id}/mark"),
+                &[("outcome", "failed")],
+            )
+            .await;
+        assert_ne!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(
+            withdrawal(&t, &id).await.withdrawal.status,
+            WithdrawalStatus::Approved
+        );
+        // The retry finds the batch PayPal made and the poll settles it: one payment.
+        run_jobs_over(&t, 3_600, 3).await;
+        assert_eq!(
+            withdrawal(&t, &id).await.withdrawal.status,
+            WithdrawalStatus::Paid
+        );
+        assert_eq!(paypal.counters().batches_created, 1);
+        assert_ledger_sound(&t).await;
+    }
+);
