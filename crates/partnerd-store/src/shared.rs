@@ -457,6 +457,19 @@ macro_rules! shared_store {
                     $crate::Removal::Violation { reason } => ("violation", Some(reason.as_str())),
                 };
                 let mut tx = self.write().await?;
+                // R-ACC-3: removal waits for any payout in flight, and for a request an
+                // admin has not decided yet (its money would have nowhere to go).
+                let (open,): (i64,) = sqlx::query_as(
+                    "select count(*) from withdrawals where partner_id = $1 and status in ('requested', 'approved')",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if open > 0 {
+                    return Err($crate::StoreError::Invalid(
+                        "a withdrawal of this partner is waiting for approval or on its way; removal waits until it is paid, failed or rejected",
+                    ));
+                }
                 // R-ACC-3: personal data is erased; the row (and so the money records that
                 // point at it) stays, anonymised.
                 let done = sqlx::query(
@@ -478,16 +491,14 @@ macro_rules! shared_store {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                // R-ACC-3, R-PAY-4: the PayPal address and tax details go; payouts that
-                // ended keep their amounts, not the address they went to. (A payout
-                // still on its way keeps it until PayPal answers.)
+                // R-ACC-3, R-PAY-4: the PayPal address and tax details go; payouts keep
+                // their amounts, not the address they went to (none is on its way, above).
                 sqlx::query("delete from payout_profiles where partner_id = $1")
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query(
-                    "update payout_items set receiver = 'erased' where partner_id = $1 and withdrawal_id in \
-                     (select id from withdrawals where partner_id = $1 and status in ('paid', 'failed', 'rejected'))",
+                    "update payout_items set receiver = 'erased' where partner_id = $1",
                 )
                 .bind(id)
                 .execute(&mut *tx)

@@ -110,3 +110,52 @@ conformance!(
         assert_sound(store).await;
     }
 );
+
+conformance!(
+    removal_waits_for_a_withdrawal_that_is_not_settled,
+    |store: Arc<dyn Store>| async move {
+        // R-ACC-3: "deletion waits for any payout in flight".
+        let store = &*store;
+        let partner = credited_partner(store, "bo", "cus_1", 20).await;
+        store
+            .record_payment(payment("in_1", "cus_1", 100_000, day(1)), 0, day(1))
+            .await
+            .unwrap();
+        store
+            .request_withdrawal(partnerd_store::money::NewWithdrawal {
+                id: "wd_1".into(),
+                partner_id: partner,
+                currency: partnerd_domain::Currency::USD,
+                minimum: 5_000,
+                requested_at: day(2),
+                audit: crate::fixtures::audit("withdrawal.request", "withdrawal:wd_1"),
+            })
+            .await
+            .unwrap();
+        let remove = || {
+            store.remove_partner(
+                partner,
+                partnerd_store::Removal::Requested,
+                crate::fixtures::audit("partner.remove", "partner"),
+                day(3),
+            )
+        };
+        assert!(matches!(remove().await, Err(StoreError::Invalid(_))));
+        assert!(
+            store.payout_profile(partner).await.unwrap().is_complete(),
+            "nothing erased"
+        );
+        store
+            .reject_withdrawal(
+                "wd_1",
+                "a test",
+                crate::fixtures::audit("withdrawal.reject", "withdrawal:wd_1"),
+                None,
+                day(3),
+            )
+            .await
+            .unwrap();
+        remove().await.unwrap();
+        assert_sound(store).await;
+    }
+);
