@@ -175,7 +175,13 @@ pub fn router(app: App) -> Router {
         .route("/resources/{id}/{file}", get(resources::public_file))
         .route("/t.js", get(redirect::script))
         .route("/t/click", get(redirect::script_click))
-        .route("/webhooks/paypal", post(payouts::paypal_webhook))
+        // PayPal's events are a few KB, like Stripe's: the same bound.
+        .route(
+            "/webhooks/paypal",
+            post(payouts::paypal_webhook).layer(axum::extract::DefaultBodyLimit::max(
+                webhooks::MAX_BODY_BYTES,
+            )),
+        )
         .route(
             "/webhooks/stripe",
             post(webhooks::stripe_webhook).layer(axum::extract::DefaultBodyLimit::max(
