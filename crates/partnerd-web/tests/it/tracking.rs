@@ -568,6 +568,11 @@ on_both_backends!(
             format!("/r/{ann_id}/%3Cb%3E"),
         ];
         for path in &paths {
+            // An id without lower-case letters (one in a few thousand) is its
+            // own upper-case form: that path is then Ann's real link.
+            if *path == format!("/r/{ann_id}") {
+                continue;
+            }
             untracked(&mut browser(&t), path).await;
         }
         assert_eq!(
