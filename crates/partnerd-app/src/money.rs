@@ -389,6 +389,11 @@ pub fn rfc3339(at: Timestamp) -> String {
         .unwrap_or_default()
 }
 
+/// An amount as people read it: `$1,000.00`, `€40.00`.
+pub(crate) fn money_text(minor: i64, currency: Currency) -> String {
+    partnerd_domain::Money::new(minor, currency).to_string()
+}
+
 /// `now` minus whole calendar months (UTC), for R-ACC-4's window: 31 May minus
 /// 3 months is 28/29 Feb, as a person counts.
 pub fn months_before(now: Timestamp, months: i64) -> Timestamp {

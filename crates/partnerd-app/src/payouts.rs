@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use partnerd_domain::ledger::{PayoutStatus, WithdrawalStatus};
 use partnerd_domain::tracking::csv_cell;
-use partnerd_domain::{Currency, FieldErrors, Money, Timestamp};
+use partnerd_domain::{Currency, FieldErrors, Timestamp};
 use partnerd_store::money::{PayoutFollowUp, PayoutItemRow, WithdrawalRow};
 use partnerd_store::{NewAudit, NewEmail, NewJob, StoreError};
 use serde_json::json;
@@ -157,10 +157,6 @@ fn poll_job(withdrawal_id: &str, round: i64, hint: bool, run_at: Timestamp) -> N
     )
 }
 
-fn amount_text(amount: i64, currency: Currency) -> String {
-    Money::new(amount, currency).to_string()
-}
-
 impl App {
     /// R-PAY-3: an admin approves a requested withdrawal. With PayPal
     /// configured the payout job is enqueued with it; without, the withdrawal
@@ -224,7 +220,7 @@ impl App {
                 format!(
                     "your withdrawal of {} was not approved, for this reason:\n\n{reason}\n\n\
                      The money is back in your available balance: {}/panel\n",
-                    amount_text(w.amount, w.currency),
+                    crate::money::money_text(w.amount, w.currency),
                     self.config.public_url()
                 ),
             )
@@ -423,7 +419,7 @@ impl App {
             // PayPal can pay the amount; the ISO decimals otherwise, which
             // PayPal will refuse visibly rather than round.
             let amount = format_amount(item.amount, currency.code()).unwrap_or_else(|_| {
-                let text = amount_text(item.amount, currency);
+                let text = crate::money::money_text(item.amount, currency);
                 text.split(' ').next().unwrap_or_default().to_owned()
             });
             let note = format!("{program} payout {}", item.withdrawal_id);
@@ -459,7 +455,7 @@ impl App {
     async fn payout_emails(&self, row: &WithdrawalRow) -> AppResult<PayoutFollowUp> {
         let w = &row.withdrawal;
         let program = self.settings().await?.program_name;
-        let amount = amount_text(w.amount, w.currency);
+        let amount = crate::money::money_text(w.amount, w.currency);
         let panel = format!("{}/panel", self.config.public_url());
         let email_if_paid = self
             .partner_notice(

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use partnerd_domain::errors::clean_text;
 use partnerd_domain::ledger::{Account, PartnerBalances, PartnerMoney, Source, WithdrawalStatus};
-use partnerd_domain::{Currency, Email, FieldErrors, Money, Timestamp};
+use partnerd_domain::{Currency, Email, FieldErrors, Timestamp};
 use partnerd_store::money::{NewWithdrawal, PayoutProfile, WithdrawalRow};
 use partnerd_store::{NewAudit, Partner};
 use serde::Serialize;
@@ -218,10 +218,6 @@ fn months_after(at: Timestamp, months: i64) -> Timestamp {
         Ok(later) => Timestamp::from_millis(later.timestamp().as_millisecond()),
         Err(_) => at,
     }
-}
-
-fn money_text(minor: i64, currency: Currency) -> String {
-    Money::new(minor, currency).to_string()
 }
 
 fn not_a_partner_of_ours(partner: &Partner) -> AppResult<()> {
@@ -681,8 +677,8 @@ pub fn withdrawal_block(
     if available <= 0 || available < minimum {
         return Some(format!(
             "Your available balance of {} is below the {} minimum withdrawal.",
-            money_text(available.max(0), currency),
-            money_text(minimum, currency)
+            crate::money::money_text(available.max(0), currency),
+            crate::money::money_text(minimum, currency)
         ));
     }
     if !present(&profile.paypal_email) {
