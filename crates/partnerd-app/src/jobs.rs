@@ -32,6 +32,14 @@ pub async fn register_schedules(app: &App) -> anyhow::Result<()> {
     app.store
         .ensure_schedule("release_holds", "release_holds", 300, app.now())
         .await?;
+    app.store
+        .ensure_schedule(
+            crate::report::SETTLE_JOB,
+            crate::report::SETTLE_JOB,
+            crate::report::SETTLE_PERIOD_SECONDS,
+            app.now(),
+        )
+        .await?;
     // Outbound webhooks, every few seconds. A schedule enqueues at most one run per
     // period however late the worker is (next_on_grid), both jobs are safe to overlap
     // (the cursor row, delivery leases), and the events job deletes their finished
@@ -130,6 +138,17 @@ async fn run_job(app: &App, job: &Job) -> Result<(), String> {
             let released = app.release_due_holds().await.map_err(|e| e.to_string())?;
             if released > 0 {
                 tracing::info!(lots = released, "released commission whose hold ended");
+            }
+            Ok(())
+        }
+        crate::report::SETTLE_JOB => {
+            // Well inside the job's lease; a backlog (an upgrade) goes on next run.
+            let moved = app
+                .settle_report(Duration::from_secs(60))
+                .await
+                .map_err(|e| e.to_string())?;
+            if moved > 0 {
+                tracing::info!(rows = moved, "settled report counters of past hours");
             }
             Ok(())
         }

@@ -222,30 +222,38 @@ impl App {
             totals.add(row);
         }
         // Hours into local days; every day of the range is present, zero or not.
-        let mut days: BTreeMap<Date, ReportDay> = BTreeMap::new();
+        // A UTC hour belongs to the local day its start falls in: the days' first
+        // hours, computed once per day, split the sorted hours without a time-zone
+        // conversion per hour (a year is 8,760 of them).
+        let mut days: Vec<ReportDay> = Vec::new();
+        let mut day_starts: Vec<i64> = Vec::new();
         let mut day = from_date;
         while day <= to_date {
-            days.insert(
-                day,
-                ReportDay {
-                    date: day.to_string(),
-                    clicks: 0,
-                    unique_visitors: 0,
-                    signups: 0,
-                    revenue: 0,
-                    commission: 0,
-                },
-            );
+            days.push(ReportDay {
+                date: day.to_string(),
+                clicks: 0,
+                unique_visitors: 0,
+                signups: 0,
+                revenue: 0,
+                commission: 0,
+            });
+            day_starts.push(start(day));
             match day.checked_add(1.day()) {
                 Ok(next) => day = next,
                 Err(_) => break,
             }
         }
+        day_starts.push(to_ms);
+        let day_count = days.len();
+        let day_of = |hour: i64| -> Option<usize> {
+            let at = hour * 3_600_000;
+            // The number of day starts at or before `at`, less one.
+            let index = day_starts.partition_point(|&s| s <= at).checked_sub(1)?;
+            (index < day_count).then_some(index)
+        };
         for hour in self.store.report_hours(range).await? {
-            let at = jiff::Timestamp::from_millisecond(hour.hour * 3_600_000)
-                .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-            let local = at.to_zoned_datetime(tz.clone()).date();
-            if let Some(entry) = days.get_mut(&local) {
+            if let Some(i) = day_of(hour.hour) {
+                let entry = &mut days[i];
                 entry.clicks += hour.clicks;
                 entry.unique_visitors += hour.unique_visitors;
                 entry.signups += hour.signups;
@@ -255,10 +263,8 @@ impl App {
             if hour.currency != currency {
                 continue;
             }
-            let at = jiff::Timestamp::from_millisecond(hour.hour * 3_600_000)
-                .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-            let local = at.to_zoned_datetime(tz.clone()).date();
-            if let Some(entry) = days.get_mut(&local) {
+            if let Some(i) = day_of(hour.hour) {
+                let entry = &mut days[i];
                 entry.revenue += hour.revenue;
                 entry.commission += hour.commission;
             }
@@ -269,7 +275,37 @@ impl App {
             time_zone: tz.iana_name().unwrap_or("UTC").to_owned(),
             rows,
             totals,
-            days: days.into_values().collect(),
+            days,
         })
+    }
+}
+
+/// The job that moves report counters of past hours to where the report reads a
+/// partner's range fastest (`Store::settle_report_hours`).
+pub const SETTLE_JOB: &str = "settle_report";
+/// How often it runs.
+pub const SETTLE_PERIOD_SECONDS: i64 = 600;
+/// Hours per settling transaction: short ones, so the click writer waits little.
+const SETTLE_HOURS_PER_STEP: i64 = 24;
+
+impl App {
+    /// Settles every hour before the previous one (the current hour and the one
+    /// before are still being counted), in short transactions, until none is left
+    /// or `budget` is spent; returns how many counter rows moved. What the report
+    /// shows does not change: it sums settled and unsettled counters.
+    pub async fn settle_report(&self, budget: std::time::Duration) -> AppResult<u64> {
+        let started = std::time::Instant::now();
+        let before_hour = self.now().millis().div_euclid(3_600_000) - 1;
+        let mut moved = 0;
+        loop {
+            let step = self
+                .store
+                .settle_report_hours(before_hour, SETTLE_HOURS_PER_STEP)
+                .await?;
+            moved += step;
+            if step == 0 || started.elapsed() >= budget {
+                return Ok(moved);
+            }
+        }
     }
 }

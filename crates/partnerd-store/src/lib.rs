@@ -274,6 +274,11 @@ pub trait Store:
     async fn report_rows(&self, range: ReportRange) -> StoreResult<Vec<ReportRow>>;
     /// The same figures per hour, for the chart.
     async fn report_hours(&self, range: ReportRange) -> StoreResult<Vec<ReportHour>>;
+    /// Moves the counters of the oldest hours before `before_hour` (at most
+    /// `max_hours` of them) from `report_rollups` to `report_rollups_settled`, in
+    /// one transaction; returns how many counter rows moved (0: nothing is left).
+    /// The report sums both tables, so what it shows does not change.
+    async fn settle_report_hours(&self, before_hour: i64, max_hours: i64) -> StoreResult<u64>;
     /// R-REP-2: paying customers, revenue and commission by report row and
     /// currency, from the `report_money` counters the bookings keep.
     async fn report_money_rows(&self, range: ReportRange) -> StoreResult<Vec<ReportMoneyRow>>;

@@ -118,6 +118,44 @@ impl PgStore {
         Ok(())
     }
 
+    /// The report counters of hours `from..until` into `report_rollups_settled`
+    /// and `report_days_settled`, in one statement: under READ COMMITTED a separate `delete` would see (and
+    /// drop) a click counted after the `insert … select` read the hour.
+    async fn move_report_hours(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        from: i64,
+        until: i64,
+    ) -> StoreResult<u64> {
+        let (moved,): (i64,) = sqlx::query_as(
+            "with moved as (delete from report_rollups where hour >= $1 and hour < $2 \
+               returning partner_id, hour, campaign_id, utm_term, clicks, bot_clicks, unique_visitors, signups), \
+             hours as (insert into report_rollups_settled \
+               (partner_id, hour, campaign_id, utm_term, clicks, bot_clicks, unique_visitors, signups) \
+             select partner_id, hour, campaign_id, utm_term, clicks, bot_clicks, unique_visitors, signups from moved \
+             on conflict (partner_id, hour, campaign_id, utm_term) do update set \
+               clicks = report_rollups_settled.clicks + excluded.clicks, \
+               bot_clicks = report_rollups_settled.bot_clicks + excluded.bot_clicks, \
+               unique_visitors = report_rollups_settled.unique_visitors + excluded.unique_visitors, \
+               signups = report_rollups_settled.signups + excluded.signups), \
+             days as (insert into report_days_settled \
+               (partner_id, day, campaign_id, utm_term, clicks, bot_clicks, unique_visitors, signups) \
+             select partner_id, hour / 24, campaign_id, utm_term, \
+               sum(clicks), sum(bot_clicks), sum(unique_visitors), sum(signups) \
+             from moved group by partner_id, hour / 24, campaign_id, utm_term \
+             on conflict (partner_id, day, campaign_id, utm_term) do update set \
+               clicks = report_days_settled.clicks + excluded.clicks, \
+               bot_clicks = report_days_settled.bot_clicks + excluded.bot_clicks, \
+               unique_visitors = report_days_settled.unique_visitors + excluded.unique_visitors, \
+               signups = report_days_settled.signups + excluded.signups) \
+             select count(*) from moved",
+        )
+        .bind(from)
+        .bind(until)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(moved as u64)
+    }
+
     /// R-ACC-2 picks the least-loaded manager from the current counts; without a
     /// lock two concurrent sign-ups read the same counts and pick the same one.
     /// A transaction-scoped advisory lock serialises only the assignments.

@@ -27,6 +27,72 @@ pub(crate) fn on_unique(err: sqlx::Error, field: &'static str) -> crate::StoreEr
     }
 }
 
+/// The report's counters by row over `range`, for the caller's `group by`: the
+/// hours still in `report_rollups`, and of the settled ones the whole UTC days from
+/// `report_days_settled` and only the hours at the ends from
+/// `report_rollups_settled` (see [`report_row_binds`]). Binds `$1`/`$2` (the
+/// hours), `$3`/`$4` (where the whole days begin and end, in hours), `$5`/`$6` (the
+/// same in days) and `$7` (the partner, when there is one).
+pub(crate) fn report_row_counters(range: crate::ReportRange) -> String {
+    let partner = if range.partner_id.is_some() {
+        "partner_id = $7 and "
+    } else {
+        ""
+    };
+    let part = |table: &str, filter: &str| {
+        format!(
+            "select campaign_id, utm_term, clicks, bot_clicks, unique_visitors, signups \
+             from {table} where {partner}{filter}"
+        )
+    };
+    [
+        part("report_rollups", "hour >= $1 and hour < $2"),
+        part("report_rollups_settled", "hour >= $1 and hour < $3"),
+        part("report_days_settled", "day >= $5 and day < $6"),
+        part("report_rollups_settled", "hour >= $4 and hour < $2"),
+    ]
+    .join(" union all ")
+}
+
+/// `$3`..`$6` of [`report_row_counters`]: the whole UTC days inside the range,
+/// as hours and as days; with none, the hours cover it all and the days nothing.
+pub(crate) fn report_row_binds(range: crate::ReportRange) -> [i64; 4] {
+    let first_day = range.from_hour.div_euclid(24) + i64::from(range.from_hour.rem_euclid(24) != 0);
+    let end_day = range.to_hour.div_euclid(24);
+    if first_day < end_day {
+        [first_day * 24, end_day * 24, first_day, end_day]
+    } else {
+        [range.to_hour, range.to_hour, first_day, first_day]
+    }
+}
+
+/// Adds the settled hours to the hot ones, both sorted by hour, into one sorted
+/// list with one entry per hour.
+pub(crate) fn merge_report_hours(
+    hot: Vec<crate::ReportHour>,
+    settled: Vec<crate::ReportHour>,
+) -> Vec<crate::ReportHour> {
+    let mut merged: Vec<crate::ReportHour> = Vec::with_capacity(hot.len() + settled.len());
+    let mut hot = hot.into_iter().peekable();
+    for hour in settled {
+        while let Some(earlier) = hot.next_if(|h| h.hour < hour.hour) {
+            merged.push(earlier);
+        }
+        match hot.next_if(|h| h.hour == hour.hour) {
+            Some(same) => merged.push(crate::ReportHour {
+                hour: hour.hour,
+                clicks: hour.clicks + same.clicks,
+                bot_clicks: hour.bot_clicks + same.bot_clicks,
+                unique_visitors: hour.unique_visitors + same.unique_visitors,
+                signups: hour.signups + same.signups,
+            }),
+            None => merged.push(hour),
+        }
+    }
+    merged.extend(hot);
+    merged
+}
+
 pub(crate) const PARTNER_COLUMNS: &str = "id, public_id, email, name, company, website, password_hash, manager_id, status, terms_version, time_zone, created_at, removed_at, removal_kind, removal_reason";
 
 macro_rules! shared_store {
@@ -1149,19 +1215,21 @@ macro_rules! shared_store {
             }
 
             async fn report_rows(&self, range: $crate::ReportRange) -> $crate::StoreResult<Vec<$crate::ReportRow>> {
-                // One partner's report must reach the (partner_id, hour) index: a
-                // `$1 is null or partner_id = $1` filter would scan every partner's hours.
-                let partner = if range.partner_id.is_some() { "r.partner_id = $3 and " } else { "" };
+                // One partner's report must reach the partner-first keys: a
+                // `$7 is null or partner_id = $7` filter would scan every partner's hours.
+                let counters = $crate::shared::report_row_counters(range);
                 let sql = format!(
                     "select coalesce(c.slug, 'default_link') as utm_campaign, r.utm_term, \
                        cast(sum(r.clicks) as bigint) as clicks, cast(sum(r.bot_clicks) as bigint) as bot_clicks, \
                        cast(sum(r.unique_visitors) as bigint) as unique_visitors, cast(sum(r.signups) as bigint) as signups \
-                     from report_rollups r left join campaigns c on c.id = r.campaign_id \
-                     where {partner}r.hour >= $1 and r.hour < $2 \
+                     from ({counters}) r left join campaigns c on c.id = r.campaign_id \
                      group by coalesce(c.slug, 'default_link'), r.utm_term \
                      order by clicks desc, utm_campaign, r.utm_term"
                 );
                 let mut query = sqlx::query_as(&sql).bind(range.from_hour).bind(range.to_hour);
+                for bound in $crate::shared::report_row_binds(range) {
+                    query = query.bind(bound);
+                }
                 if let Some(partner_id) = range.partner_id {
                     query = query.bind(partner_id);
                 }
@@ -1169,18 +1237,42 @@ macro_rules! shared_store {
             }
 
             async fn report_hours(&self, range: $crate::ReportRange) -> $crate::StoreResult<Vec<$crate::ReportHour>> {
+                // One query per table, merged here: each then reads its key in order
+                // and groups as it goes, with no sort of a year of hours.
                 let partner = if range.partner_id.is_some() { "partner_id = $3 and " } else { "" };
-                let sql = format!(
-                    "select hour, cast(sum(clicks) as bigint) as clicks, cast(sum(bot_clicks) as bigint) as bot_clicks, \
-                       cast(sum(unique_visitors) as bigint) as unique_visitors, cast(sum(signups) as bigint) as signups \
-                     from report_rollups where {partner}hour >= $1 and hour < $2 \
-                     group by hour order by hour"
-                );
-                let mut query = sqlx::query_as(&sql).bind(range.from_hour).bind(range.to_hour);
-                if let Some(partner_id) = range.partner_id {
-                    query = query.bind(partner_id);
+                let mut parts = Vec::with_capacity(2);
+                for table in ["report_rollups", "report_rollups_settled"] {
+                    let sql = format!(
+                        "select hour, cast(sum(clicks) as bigint) as clicks, cast(sum(bot_clicks) as bigint) as bot_clicks, \
+                           cast(sum(unique_visitors) as bigint) as unique_visitors, cast(sum(signups) as bigint) as signups \
+                         from {table} where {partner}hour >= $1 and hour < $2 \
+                         group by hour order by hour"
+                    );
+                    let mut query = sqlx::query_as(&sql).bind(range.from_hour).bind(range.to_hour);
+                    if let Some(partner_id) = range.partner_id {
+                        query = query.bind(partner_id);
+                    }
+                    parts.push(query.fetch_all(&self.pool).await?);
                 }
-                Ok(query.fetch_all(&self.pool).await?)
+                let settled = parts.pop().unwrap_or_default();
+                let hot = parts.pop().unwrap_or_default();
+                Ok($crate::shared::merge_report_hours(hot, settled))
+            }
+
+            async fn settle_report_hours(&self, before_hour: i64, max_hours: i64) -> $crate::StoreResult<u64> {
+                let mut tx = self.write().await?;
+                let (oldest,): (Option<i64>,) =
+                    sqlx::query_as("select min(hour) from report_rollups where hour < $1")
+                        .bind(before_hour)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let Some(oldest) = oldest else {
+                    return Ok(0);
+                };
+                let until = before_hour.min(oldest.saturating_add(max_hours.max(1)));
+                let moved = Self::move_report_hours(&mut tx, oldest, until).await?;
+                tx.commit().await?;
+                Ok(moved)
             }
 
             async fn report_money_rows(&self, range: $crate::ReportRange) -> $crate::StoreResult<Vec<$crate::ReportMoneyRow>> {

@@ -107,6 +107,54 @@ impl SqliteStore {
         .map_err(|e| StoreError::Corrupt(format!("the click writer stopped: {e}")))?
     }
 
+    /// The report counters of hours `from..until` into `report_rollups_settled`
+    /// and `report_days_settled`. Separate statements are safe here: `BEGIN IMMEDIATE` holds off every other
+    /// writer, the click writer's connection included, until the commit.
+    async fn move_report_hours(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        from: i64,
+        until: i64,
+    ) -> StoreResult<u64> {
+        sqlx::query(
+            "insert into report_rollups_settled \
+               (partner_id, hour, campaign_id, utm_term, clicks, bot_clicks, unique_visitors, signups) \
+             select partner_id, hour, campaign_id, utm_term, clicks, bot_clicks, unique_visitors, signups \
+             from report_rollups where hour >= $1 and hour < $2 order by partner_id, hour, campaign_id, utm_term \
+             on conflict (partner_id, hour, campaign_id, utm_term) do update set \
+               clicks = report_rollups_settled.clicks + excluded.clicks, \
+               bot_clicks = report_rollups_settled.bot_clicks + excluded.bot_clicks, \
+               unique_visitors = report_rollups_settled.unique_visitors + excluded.unique_visitors, \
+               signups = report_rollups_settled.signups + excluded.signups",
+        )
+        .bind(from)
+        .bind(until)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "insert into report_days_settled \
+               (partner_id, day, campaign_id, utm_term, clicks, bot_clicks, unique_visitors, signups) \
+             select partner_id, hour / 24, campaign_id, utm_term, \
+               sum(clicks), sum(bot_clicks), sum(unique_visitors), sum(signups) \
+             from report_rollups where hour >= $1 and hour < $2 \
+             group by partner_id, hour / 24, campaign_id, utm_term \
+             on conflict (partner_id, day, campaign_id, utm_term) do update set \
+               clicks = report_days_settled.clicks + excluded.clicks, \
+               bot_clicks = report_days_settled.bot_clicks + excluded.bot_clicks, \
+               unique_visitors = report_days_settled.unique_visitors + excluded.unique_visitors, \
+               signups = report_days_settled.signups + excluded.signups",
+        )
+        .bind(from)
+        .bind(until)
+        .execute(&mut **tx)
+        .await?;
+        let deleted = sqlx::query("delete from report_rollups where hour >= $1 and hour < $2")
+            .bind(from)
+            .bind(until)
+            .execute(&mut **tx)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
     /// Nothing to do: `BEGIN IMMEDIATE` already makes writers take turns.
     async fn lock_manager_assignment(
         _tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,

@@ -385,6 +385,104 @@ conformance!(
     }
 );
 
+/// Every report over every range of hours `0..=50` (rows and hours, Ann's and
+/// the program's), to compare what the report shows before and after settling.
+async fn every_report(store: &dyn Store, ann: i64) -> Vec<(Vec<ReportRow>, Vec<ReportHour>)> {
+    let mut reports = Vec::new();
+    for partner_id in [Some(ann), None] {
+        for from in 0..=50 {
+            for to in (from..=50).step_by(7).chain([50]) {
+                let range = ReportRange {
+                    partner_id,
+                    from_hour: hour(from),
+                    to_hour: hour(to),
+                };
+                reports.push((
+                    store.report_rows(range).await.unwrap(),
+                    store.report_hours(range).await.unwrap(),
+                ));
+            }
+        }
+    }
+    reports
+}
+
+conformance!(
+    settling_report_hours_changes_no_report_and_keeps_late_counts,
+    |store: Arc<dyn Store>| async move {
+        let ann = add_partner(&*store, "ann", at(0)).await;
+        let bob = add_partner(&*store, "bob", at(0)).await;
+        let spring = store
+            .create_campaign(
+                new_campaign(ann.id, "Spring", "spring", at(0)),
+                audit("campaign.create", "partner:pub-ann"),
+            )
+            .await
+            .unwrap();
+        let s = Some(spring.id);
+        // Clicks over two UTC days and a bit, so whole days and end hours both occur.
+        let clicks: Vec<NewClick> = (0..48)
+            .map(|i| {
+                let (partner, campaign, term) = match i % 4 {
+                    0 => (ann.id, None, None),
+                    1 => (ann.id, s, Some("kw")),
+                    2 => (ann.id, s, None),
+                    _ => (bob.id, None, None),
+                };
+                let agent = if i % 5 == 0 { "bot" } else { "browser" };
+                let visitor = format!("v{}", i % 6);
+                click(
+                    i + 1,
+                    partner,
+                    campaign,
+                    at_hour(i, i % 60),
+                    term,
+                    agent,
+                    &visitor,
+                )
+            })
+            .collect();
+        store.record_clicks(&clicks).await.unwrap();
+        let unsettled = every_report(&*store, ann.id).await;
+
+        // Nothing before the first click: nothing to settle.
+        assert_eq!(store.settle_report_hours(hour(0), 24).await.unwrap(), 0);
+        // Part of the first day, in steps of at most 5 hours, oldest first.
+        let mut moved = 0;
+        loop {
+            let step = store.settle_report_hours(hour(30), 5).await.unwrap();
+            assert!(
+                step <= 5 * 2,
+                "at most 5 hours of (at most two rows an hour) moved"
+            );
+            if step == 0 {
+                break;
+            }
+            moved += step;
+        }
+        assert_eq!(moved, 30, "one counter row per click in hours 0..30");
+        assert_eq!(every_report(&*store, ann.id).await, unsettled);
+
+        // A late click for a settled hour counts at once, and again once settled.
+        let settled_rows = store.report_rows(everything(Some(ann.id))).await.unwrap();
+        let late = click(100, ann.id, None, at_hour(3, 59), None, "browser", "late");
+        store.record_clicks(&[late]).await.unwrap();
+        let one_more = store.report_rows(everything(Some(ann.id))).await.unwrap();
+        let default = |rows: &[ReportRow]| {
+            rows.iter()
+                .find(|r| r.utm_campaign == "default_link" && r.utm_term.is_empty())
+                .map(|r| (r.clicks, r.unique_visitors))
+        };
+        let before = default(&settled_rows).expect("Ann's default link row");
+        assert_eq!(default(&one_more), Some((before.0 + 1, before.1 + 1)));
+        let with_late = every_report(&*store, ann.id).await;
+        assert_ne!(with_late, unsettled);
+        while store.settle_report_hours(hour(1000), 24).await.unwrap() > 0 {}
+        assert_eq!(every_report(&*store, ann.id).await, with_late);
+        assert_eq!(store.settle_report_hours(hour(1000), 24).await.unwrap(), 0);
+    }
+);
+
 conformance!(
     housekeeping_forgets_the_visitors_of_days_before_yesterday_only,
     |store: Arc<dyn Store>| async move {

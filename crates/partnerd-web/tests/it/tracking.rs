@@ -1604,6 +1604,35 @@ on_both_backends!(
         assert_eq!(report(&mut api, &lou_id, "").await["to"], "2026-01-02");
         t.clock.set(at(31 * 60 + 59));
         assert_eq!(report(&mut api, &lou_id, "").await["to"], "2026-01-01");
+
+        // Settled (the settle_report job, days later), every local day and range
+        // reads the same: whole UTC days from the daily counters, the hours at
+        // the ends of a local day from the hourly ones.
+        let ranges = [
+            both,
+            "?from=2026-01-01&to=2026-01-01",
+            "?from=2026-01-02&to=2026-01-02",
+        ];
+        let mut before = Vec::new();
+        for id in [&kiwi_id, &ann_id, &lou_id] {
+            for range in ranges {
+                before.push(report(&mut api, id, range).await);
+            }
+        }
+        t.clock.set(at(5 * 24 * 60));
+        let moved = t
+            .app
+            .settle_report(std::time::Duration::from_secs(60))
+            .await
+            .expect("settle");
+        assert_eq!(moved, 6, "one counter row per click hour and partner");
+        let mut after = Vec::new();
+        for id in [&kiwi_id, &ann_id, &lou_id] {
+            for range in ranges {
+                after.push(report(&mut api, id, range).await);
+            }
+        }
+        assert_eq!(after, before);
     }
 );
 
