@@ -33,8 +33,23 @@ pub use errors::{AppError, AppResult};
 pub use mail::Mailer;
 
 /// Everything a use case needs, shared by the web handlers, the job runner and the CLI.
+///
+/// One `Arc`: every request clones the app a few times (router state, middleware,
+/// extractors), and a clone per field would be a dozen reference counts bouncing
+/// between the CPUs on the redirect's hot path instead of one.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+/// What [`App`] holds.
+pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
@@ -66,7 +81,7 @@ impl App {
         };
         let paypal = payouts::paypal_client(&config)?;
         let tracking_cache: Arc<tracking::TrackingCache> = Arc::default();
-        Ok(Self {
+        Ok(Self(Arc::new(AppState {
             paypal,
             click_writer: tracking::ClickWriter::start(store.clone()),
             billing_writer: money::BillingWriter::start(
@@ -81,7 +96,7 @@ impl App {
             keys: Arc::new(keys),
             tracking_cache,
             click_ids: Arc::default(),
-        })
+        })))
     }
 
     pub fn now(&self) -> partnerd_domain::Timestamp {
