@@ -106,6 +106,10 @@ struct Args {
     /// size options are then ignored and the report's click counts not checked.
     #[arg(long)]
     reuse: bool,
+    /// Leave the report counters of past hours unsettled (as a server that has not
+    /// run its settle_report job yet): to compare the ingest into either layout.
+    #[arg(long)]
+    skip_settle: bool,
 }
 
 /// One `key=value` line on standard output, for scripts.
@@ -764,10 +768,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("cannot build the app")?;
     let started = Instant::now();
-    let settled = app
-        .settle_report(Duration::MAX)
-        .await
-        .context("settling the report counters failed")?;
+    let settled = if args.skip_settle {
+        0
+    } else {
+        app.settle_report(Duration::MAX)
+            .await
+            .context("settling the report counters failed")?
+    };
     log(format_args!(
         "settled {settled} report counter rows of past hours in {:.1} s (the settle_report job's work)",
         started.elapsed().as_secs_f64()
