@@ -16,7 +16,8 @@
 #
 # Exit status: 0 goal met, 1 goal missed, 2 could not measure.
 # Knobs: BENCH_EVENTS (events per run, 50000), BENCH_RUNS (3), BENCH_CONNECTIONS (64),
-# BENCH_SKIP_BUILD=1, BENCH_KEEP=1 (keep the work directory).
+# BENCH_SKIP_BUILD=1, BENCH_KEEP=1 (keep the work directory); the binaries are taken
+# from $CARGO_TARGET_DIR/release when it is set, else target/release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,8 +46,9 @@ if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
   log "building (release)"
   cargo build --release -q -p partnerd -p partnerd-bench || die "build failed"
 fi
-BIN=target/release/partnerd
-TOOL=target/release/partnerd-webhooks
+# The build's own target directory when CARGO_TARGET_DIR names one.
+BIN=${CARGO_TARGET_DIR:-target}/release/partnerd
+TOOL=${CARGO_TARGET_DIR:-target}/release/partnerd-webhooks
 
 WORK=$(mktemp -d)
 PIDS=()

@@ -40,7 +40,7 @@ use partnerd_domain::{Currency, FieldErrors, Timestamp};
 use partnerd_store::NewAudit;
 use partnerd_store::money::{
     BillingEvent, ChargebackChange, EventKey, EventOrigin, NewCancellation, NewChargeback,
-    NewPayment, NewRefund, STRIPE_PARKED_WAITING,
+    NewPayment, NewRefund, STRIPE_EVENT_SEEN, STRIPE_NO_SIGNUP, STRIPE_PARKED_WAITING,
 };
 use partnerd_store::stripe_sql::{
     NewRefundShare, NewStripePending, StripeChargeLink, StripeEventOutcome, StripeEventRecord,
@@ -237,7 +237,15 @@ impl App {
             event_type: event.event_type.clone(),
             handling,
         };
-        if self.store.stripe_event_outcome(&event.id).await?.is_some() {
+        // An `invoice.paid` of a customer is checked for a replay inside the
+        // billing writer's transaction (`BillingEvent::StripePayment`): one
+        // read of the database less for every payment.
+        let checked_when_booked = matches!(
+            &event.object,
+            EventObject::InvoicePaid(invoice)
+                if invoice.customer.as_deref().is_some_and(|c| !c.is_empty())
+        );
+        if !checked_when_booked && self.store.stripe_event_outcome(&event.id).await?.is_some() {
             return Ok(outcome(StripeHandling::Replayed));
         }
         let handling = self.book_stripe_event(&event, now).await?;
@@ -463,42 +471,45 @@ impl App {
         // A currency we cannot book is refused before anything is written.
         Currency::parse(&facts.currency)
             .map_err(|e| StripeWebhookError::Refused(format!("currency: {e}")))?;
-        // The sign-up first (R-AFF-4 fixes the partner and the rate when the
-        // customer is credited); without one yet the payment waits for it.
-        let handling = if self.store.find_signup(customer).await?.is_some() {
-            // The common case, in one savepoint of the billing writer's group
-            // commit: links, payment and the event's record. When parked refunds
-            // wait for this invoice, the path below books them too.
-            let fast = self
-                .billing_writer
-                .book(BillingEvent::StripePayment {
-                    payment: stripe_payment(&event.id, &facts)?,
-                    link: StripeChargeLink {
-                        invoice_id: invoice.id.clone(),
-                        aliases: links.clone(),
-                        now,
-                    },
-                    record: StripeEventRecord {
-                        event_id: event.id.clone(),
-                        event_type: event.event_type.clone(),
-                        outcome: StripeEventOutcome::Booked,
-                        at: now,
-                    },
-                })
-                .await;
-            match fast {
-                Ok(_) => return Ok(StripeHandling::BookedAndRecorded),
-                Err(AppError::Conflict(reason)) if reason == STRIPE_PARKED_WAITING => {}
-                Err(other) => return Err(other.into()),
+        // The common case, in one savepoint of the billing writer's group
+        // commit: the replay check, the sign-up (R-AFF-4 fixes the partner and
+        // the rate when the customer is credited), links, payment and the
+        // event's record. Without a sign-up yet the payment waits for it; when
+        // parked refunds wait for this invoice, the path below books them too.
+        let fast = self
+            .billing_writer
+            .book(BillingEvent::StripePayment {
+                payment: stripe_payment(&event.id, &facts)?,
+                link: StripeChargeLink {
+                    invoice_id: invoice.id.clone(),
+                    aliases: links.clone(),
+                    now,
+                },
+                record: StripeEventRecord {
+                    event_id: event.id.clone(),
+                    event_type: event.event_type.clone(),
+                    outcome: StripeEventOutcome::Booked,
+                    at: now,
+                },
+            })
+            .await;
+        let handling = match fast {
+            Ok(_) => return Ok(StripeHandling::BookedAndRecorded),
+            Err(AppError::Conflict(reason)) if reason == STRIPE_EVENT_SEEN => {
+                return Ok(StripeHandling::Replayed);
             }
-            self.book_stripe_payment(&event.id, &facts).await?;
-            StripeHandling::Booked
-        } else {
-            let wait = StripeWait::Signup {
-                customer_id: customer.to_owned(),
-            };
-            self.book_or_park(event, None, wait, Parked::Payment(facts), now)
-                .await?
+            Err(AppError::Conflict(reason)) if reason == STRIPE_PARKED_WAITING => {
+                self.book_stripe_payment(&event.id, &facts).await?;
+                StripeHandling::Booked
+            }
+            Err(AppError::Conflict(reason)) if reason == STRIPE_NO_SIGNUP => {
+                let wait = StripeWait::Signup {
+                    customer_id: customer.to_owned(),
+                };
+                self.book_or_park(event, None, wait, Parked::Payment(facts), now)
+                    .await?
+            }
+            Err(other) => return Err(other.into()),
         };
         self.link_stripe_charge(&invoice.id, links, now).await?;
         Ok(handling)

@@ -133,11 +133,14 @@ pub enum BillingEvent {
     Refund(NewRefund),
     Chargeback(NewChargeback),
     Cancellation(NewCancellation),
-    /// A Stripe `invoice.paid` of a customer with a sign-up: the payment, the
-    /// links of its charge and payment intent to the invoice, and the event's
-    /// record, in one savepoint. Refused with [`STRIPE_PARKED_WAITING`] (and
-    /// nothing written) when parked refunds or disputes wait for this invoice:
-    /// the caller then takes the path that books those too.
+    /// A Stripe `invoice.paid`: the payment, the links of its charge and
+    /// payment intent to the invoice, and the event's record, in one savepoint.
+    /// Refused, with nothing written, with [`STRIPE_EVENT_SEEN`] when the event
+    /// was processed before (the caller answers it as a replay), with
+    /// [`STRIPE_NO_SIGNUP`] when the customer has no sign-up yet, and with
+    /// [`STRIPE_PARKED_WAITING`] when parked refunds or disputes wait for this
+    /// invoice: for the last two the caller takes the path that parks the
+    /// payment or books those too.
     StripePayment {
         payment: NewPayment,
         link: crate::stripe_sql::StripeChargeLink,
@@ -148,6 +151,14 @@ pub enum BillingEvent {
 /// Why a [`BillingEvent::StripePayment`] was not booked: parked events wait
 /// for its invoice.
 pub const STRIPE_PARKED_WAITING: &str = "parked Stripe events wait for this invoice";
+
+/// Why a [`BillingEvent::StripePayment`] was not booked: the event was
+/// processed before (it has its record in `stripe_events`).
+pub const STRIPE_EVENT_SEEN: &str = "the Stripe event was processed before";
+
+/// Why a [`BillingEvent::StripePayment`] was not booked: the customer has no
+/// sign-up yet, so the payment waits for it (R-AFF-4).
+pub const STRIPE_NO_SIGNUP: &str = "the Stripe customer has no sign-up yet";
 
 /// What a billing event was answered; stored with the event, so a replay gets
 /// the same answer.

@@ -9,12 +9,15 @@ use std::collections::BTreeMap;
 
 use partnerd_domain::commission::{Chargeback, CommissionRate, Invoice, Payment, Review};
 use partnerd_domain::ledger::{
-    Account, Lot, PartnerBalances, PayoutItem, PayoutStatus, Source, Transfer, Withdrawal,
-    WithdrawalStatus,
+    Account, LedgerError, Lot, PartnerBalances, PartnerMoney, PayoutItem, PayoutStatus, Source,
+    Transfer, Withdrawal, WithdrawalStatus,
 };
 use partnerd_domain::{Currency, Timestamp};
 
-use crate::money::{BillingAnswer, PayoutItemRow, TransferRow, WithdrawalRow};
+use crate::money::{
+    BillingAnswer, BillingEvent, ChargebackChange, EventKey, NewCancellation, NewChargeback,
+    NewPayment, NewRefund, PayoutItemRow, TransferRow, WithdrawalRow,
+};
 use crate::{StoreError, StoreResult};
 
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -335,113 +338,1048 @@ impl InvoiceState {
     }
 }
 
+// --- the billing events' statements, once for every connection ---------------------
+//
+// A billing event (and the group commit of many) is written once, as generic code
+// over [`BillingDb`]: a transaction that runs a statement and reads rows. sqlx's
+// transactions implement it on both engines; on SQLite the group commit runs it on
+// its own rusqlite connection instead (`sqlite.rs`), stepping cached statements on
+// one blocking thread, where sqlx hands every statement to its worker thread and
+// back (two thread wake-ups each, most of a booking's time under load). The money
+// rules stay in `partnerd_domain`; the statements and the order they run in are
+// these, whichever connection runs them. Statements use `$n` parameters, which
+// SQLite (sqlx and rusqlite alike) and PostgreSQL all read.
+
+/// A statement's parameter, typed even when null (PostgreSQL types its parameters).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Arg<'a> {
+    Int(Option<i64>),
+    Text(Option<&'a str>),
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(v: &'a str) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(v: &'a String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl<'a> From<&'a Option<String>> for Arg<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        Arg::Text(v.as_deref())
+    }
+}
+
+/// `[a, b, …]` as statement parameters.
+macro_rules! args {
+    ($($value:expr),* $(,)?) => {
+        [$($crate::money_sql::Arg::from($value)),*]
+    };
+}
+pub(crate) use args;
+
+/// A row as a tuple, read the same from every connection.
+pub(crate) trait Record:
+    Sized
+    + Send
+    + Unpin
+    + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+{
+    fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+macro_rules! record_tuple {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t),+> Record for ($($t,)+)
+        where
+            ($($t,)+): for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+                + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+            $($t: rusqlite::types::FromSql + Send + Unpin),+
+        {
+            fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(($(row.get::<_, $t>($i)?,)+))
+            }
+        }
+    };
+}
+
+record_tuple!(A 0);
+record_tuple!(A 0, B 1);
+record_tuple!(A 0, B 1, C 2);
+record_tuple!(A 0, B 1, C 2, D 3);
+record_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+record_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
+
+/// A transaction that billing events are written in. Its futures are `Send`
+/// so that sqlx's can be awaited from the store's `async_trait` methods.
+pub(crate) trait BillingDb {
+    const BACKEND: crate::Backend;
+    /// Runs a statement; how many rows it changed.
+    fn execute(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl std::future::Future<Output = StoreResult<u64>> + Send;
+    fn fetch_all<T: Record>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl std::future::Future<Output = StoreResult<Vec<T>>> + Send;
+}
+
+macro_rules! sqlx_billing_db {
+    ($db:ty, $backend:expr) => {
+        impl BillingDb for sqlx::Transaction<'_, $db> {
+            const BACKEND: crate::Backend = $backend;
+
+            fn execute(
+                &mut self,
+                sql: &str,
+                args: &[Arg<'_>],
+            ) -> impl std::future::Future<Output = StoreResult<u64>> + Send {
+                async move {
+                    let mut query = sqlx::query(sql);
+                    for arg in args {
+                        query = match *arg {
+                            Arg::Int(v) => query.bind(v),
+                            Arg::Text(v) => query.bind(v),
+                        };
+                    }
+                    Ok(query.execute(&mut **self).await?.rows_affected())
+                }
+            }
+
+            fn fetch_all<T: Record>(
+                &mut self,
+                sql: &str,
+                args: &[Arg<'_>],
+            ) -> impl std::future::Future<Output = StoreResult<Vec<T>>> + Send {
+                async move {
+                    let mut query = sqlx::query_as::<_, T>(sql);
+                    for arg in args {
+                        query = match *arg {
+                            Arg::Int(v) => query.bind(v),
+                            Arg::Text(v) => query.bind(v),
+                        };
+                    }
+                    Ok(query.fetch_all(&mut **self).await?)
+                }
+            }
+        }
+    };
+}
+
+sqlx_billing_db!(sqlx::Sqlite, crate::Backend::Sqlite);
+sqlx_billing_db!(sqlx::Postgres, crate::Backend::Postgres);
+
+/// A rusqlite transaction as a [`BillingDb`]: every statement runs when it is
+/// called, on the caller's thread, from the connection's statement cache; its
+/// future is ready at once (see [`run_ready`]).
+pub(crate) struct RusqliteDb<'c>(pub(crate) &'c rusqlite::Connection);
+
+impl RusqliteDb<'_> {
+    /// A cached statement with `args` bound by their `$n` names.
+    fn bound(&self, sql: &str, args: &[Arg<'_>]) -> StoreResult<rusqlite::CachedStatement<'_>> {
+        let mut statement = self.0.prepare_cached(sql)?;
+        for index in 1..=statement.parameter_count() {
+            let arg = statement
+                .parameter_name(index)
+                .and_then(|name| name.strip_prefix('$'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|n| args.get(n))
+                .copied()
+                .ok_or_else(|| corrupt(format!("parameter {index} of {sql:?} is not bound")))?;
+            match arg {
+                Arg::Int(v) => statement.raw_bind_parameter(index, v)?,
+                Arg::Text(v) => statement.raw_bind_parameter(index, v)?,
+            }
+        }
+        Ok(statement)
+    }
+}
+
+impl BillingDb for RusqliteDb<'_> {
+    const BACKEND: crate::Backend = crate::Backend::Sqlite;
+
+    fn execute(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl std::future::Future<Output = StoreResult<u64>> + Send {
+        let result = self
+            .bound(sql, args)
+            .and_then(|mut statement| Ok(statement.raw_execute()? as u64));
+        std::future::ready(result)
+    }
+
+    fn fetch_all<T: Record>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl std::future::Future<Output = StoreResult<Vec<T>>> + Send {
+        let result = self.bound(sql, args).and_then(|mut statement| {
+            let mut rows = statement.raw_query();
+            let mut records = Vec::new();
+            while let Some(row) = rows.next()? {
+                records.push(T::from_rusqlite(row)?);
+            }
+            Ok(records)
+        });
+        std::future::ready(result)
+    }
+}
+
+/// The output of a future that never waits: generic billing code run on a
+/// [`RusqliteDb`], whose every statement is ready when called.
+pub(crate) fn run_ready<F: std::future::Future>(future: F) -> StoreResult<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => Ok(output),
+        std::task::Poll::Pending => Err(corrupt("a synchronous billing batch waited")),
+    }
+}
+
+/// The first row, if any.
+pub(crate) async fn fetch_optional<T: Record, D: BillingDb>(
+    db: &mut D,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> StoreResult<Option<T>> {
+    Ok(db.fetch_all(sql, args).await?.into_iter().next())
+}
+
+/// The first row; a statement that returns none is a database error, as sqlx's
+/// `fetch_one` has it.
+pub(crate) async fn fetch_one<T: Record, D: BillingDb>(
+    db: &mut D,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> StoreResult<T> {
+    fetch_optional(db, sql, args)
+        .await?
+        .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+}
+
+/// A unique constraint's refusal as [`StoreError::Conflict`], from either driver.
+pub(crate) fn on_unique(err: StoreError, field: &'static str) -> StoreError {
+    match err {
+        StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            StoreError::Conflict { field }
+        }
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ) =>
+        {
+            StoreError::Conflict { field }
+        }
+        other => other,
+    }
+}
+
+/// What a read that a booking depends on appends: a row lock on PostgreSQL;
+/// nothing on SQLite, whose writers already take turns.
+pub(crate) fn row_lock(backend: crate::Backend) -> &'static str {
+    match backend {
+        crate::Backend::Postgres => " for update",
+        crate::Backend::Sqlite => "",
+    }
+}
+
+/// Records a billing event's key, or returns the answer it got the first time.
+/// On PostgreSQL a concurrent delivery of the same event waits on the key's
+/// index entry until the first one commits.
+async fn claim_event<D: BillingDb>(
+    db: &mut D,
+    key: &EventKey,
+    kind: &str,
+    request: &str,
+    now: Timestamp,
+) -> StoreResult<Option<BillingAnswer>> {
+    let inserted = db
+        .execute(
+            "insert into billing_events (origin, event_id, kind, request, answer, received_at) \
+             values ($1, $2, $3, $4, '', $5) on conflict (origin, event_id) do nothing",
+            &args![
+                key.origin.as_str(),
+                &key.event_id,
+                kind,
+                request,
+                now.millis()
+            ],
+        )
+        .await?;
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let (known_kind, known_request, answer): (String, String, String) = fetch_one(
+        db,
+        "select kind, request, answer from billing_events where origin = $1 and event_id = $2",
+        &args![key.origin.as_str(), &key.event_id],
+    )
+    .await?;
+    if known_kind != kind || known_request != request {
+        return Err(StoreError::Conflict { field: "id" });
+    }
+    serde_json::from_str(&answer).map(Some).map_err(corrupt)
+}
+
+async fn finish_event<D: BillingDb>(
+    db: &mut D,
+    key: &EventKey,
+    answer: &BillingAnswer,
+) -> StoreResult<()> {
+    let answer = serde_json::to_string(answer).map_err(corrupt)?;
+    db.execute(
+        "update billing_events set answer = $3 where origin = $1 and event_id = $2",
+        &args![key.origin.as_str(), &key.event_id, &answer],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Loads and locks an invoice with its refunds and chargebacks, creating its
+/// row first when `create` (an event may name a payment that has not arrived yet).
+pub(crate) async fn lock_invoice<D: BillingDb>(
+    db: &mut D,
+    id: &str,
+    create: bool,
+    now: Timestamp,
+) -> StoreResult<InvoiceState> {
+    if create {
+        db.execute(
+            "insert into invoices (id, created_at, updated_at) values ($1, $2, $2) on conflict (id) do nothing",
+            &args![id, now.millis()],
+        )
+        .await?;
+    }
+    let sql = format!(
+        "select {INVOICE_COLUMNS} from invoices where id = $1{}",
+        row_lock(D::BACKEND)
+    );
+    let row: InvoiceTuple = fetch_optional(db, &sql, &args![id])
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let refunds: Vec<(String, i64)> = db
+        .fetch_all(
+            "select id, amount from invoice_refunds where invoice_id = $1",
+            &args![id],
+        )
+        .await?;
+    let chargebacks: Vec<(String, Option<i64>, Option<i64>)> = db
+        .fetch_all(
+            "select id, withdrawn, reinstated from invoice_chargebacks where invoice_id = $1",
+            &args![id],
+        )
+        .await?;
+    InvoiceState::from_row(row, refunds, chargebacks)
+}
+
+pub(crate) async fn save_invoice<D: BillingDb>(
+    db: &mut D,
+    state: &InvoiceState,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let invoice = &state.invoice;
+    let (partner, code, amount, rate, paid_at) = match (&invoice.payment, state.uncredited) {
+        (Some(p), _) => (
+            Some(p.partner_id),
+            Some(p.currency.code()),
+            Some(p.amount),
+            Some(p.rate.percent()),
+            Some(p.paid_at.millis()),
+        ),
+        (None, Some((amount, currency, paid_at))) => (
+            None,
+            Some(currency.code()),
+            Some(amount),
+            None,
+            Some(paid_at.millis()),
+        ),
+        (None, None) => (None, None, None, None, None),
+    };
+    db.execute(
+        "update invoices set customer_id = $2, subscription_id = $3, partner_id = $4, currency = $5, \
+         amount = $6, commission_rate = $7, paid_at = $8, review = $9, review_round = $10, booked = $11, \
+         updated_at = $12 where id = $1",
+        &args![
+            &invoice.id,
+            &state.customer_id,
+            &state.subscription_id,
+            partner,
+            code,
+            amount,
+            rate,
+            paid_at,
+            review_str(invoice.review),
+            state.review_round,
+            invoice.booked,
+            now.millis(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Loads and locks a partner's money row in one currency (created empty if
+/// new): the row every booking of this book goes through.
+pub(crate) async fn lock_money<D: BillingDb>(
+    db: &mut D,
+    partner_id: i64,
+    currency: Currency,
+    now: Timestamp,
+) -> StoreResult<PartnerMoney> {
+    db.execute(
+        "insert into partner_money (partner_id, currency, updated_at) values ($1, $2, $3) \
+         on conflict (partner_id, currency) do nothing",
+        &args![partner_id, currency.code(), now.millis()],
+    )
+    .await?;
+    let sql = format!(
+        "select {BALANCE_COLUMNS} from partner_money where partner_id = $1 and currency = $2{}",
+        row_lock(D::BACKEND)
+    );
+    let row: BalanceTuple = fetch_one(db, &sql, &args![partner_id, currency.code()]).await?;
+    let mut money = PartnerMoney::new(partner_id, currency);
+    money.balances = balances(row);
+    Ok(money)
+}
+
+/// Adds the lot of `invoice` (if it has one) to `money`.
+pub(crate) async fn load_lot<D: BillingDb>(
+    db: &mut D,
+    money: &mut PartnerMoney,
+    invoice: &str,
+) -> StoreResult<()> {
+    let row: Option<(Option<i64>, i64, i64, i64)> = fetch_optional(
+        db,
+        "select release_at, held, on_review, releases from ledger_lots where invoice_id = $1",
+        &args![invoice],
+    )
+    .await?;
+    if let Some((release_at, held, on_review, releases)) = row {
+        money.lots.insert(
+            invoice.to_owned(),
+            lot(release_at, held, on_review, releases)?,
+        );
+    }
+    Ok(())
+}
+
+/// Writes what a planner booked: its transfers, the money row and the lots it
+/// touched (kept even when empty: they number release keys).
+pub(crate) async fn write_booking<D: BillingDb>(
+    db: &mut D,
+    money: &PartnerMoney,
+    transfers: &[Transfer],
+    now: Timestamp,
+) -> StoreResult<()> {
+    if transfers.is_empty() {
+        return Ok(());
+    }
+    let mut lots = std::collections::BTreeSet::new();
+    for t in transfers {
+        let source = t.source.key();
+        db.execute(
+            "insert into ledger_transfers (source, leg, partner_id, currency, debit, credit, amount, \
+             invoice_id, release_at, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &args![
+                &source,
+                i64::from(t.leg),
+                t.partner_id,
+                t.currency.code(),
+                t.debit.as_str(),
+                t.credit.as_str(),
+                t.amount,
+                &t.invoice,
+                t.release_at.map(|at| at.millis()),
+                now.millis(),
+            ],
+        )
+        .await
+        .map_err(|e| on_unique(e, "ledger source"))?;
+        if let Some(invoice) = &t.invoice
+            && money.lots.contains_key(invoice)
+        {
+            lots.insert(invoice.as_str());
+        }
+    }
+    let b = money.balances;
+    db.execute(
+        "update partner_money set earned = $3, held = $4, on_review = $5, available = $6, in_flight = $7, \
+         paid = $8, clawback = $9, updated_at = $10 where partner_id = $1 and currency = $2",
+        &args![
+            money.partner_id,
+            money.currency.code(),
+            b.earned,
+            b.held,
+            b.on_review,
+            b.available,
+            b.in_flight,
+            b.paid,
+            b.clawback,
+            now.millis(),
+        ],
+    )
+    .await?;
+    for invoice in lots {
+        let lot = money.lot(invoice);
+        db.execute(
+            "insert into ledger_lots (invoice_id, partner_id, currency, release_at, held, on_review, releases) \
+             values ($1, $2, $3, $4, $5, $6, $7) on conflict (invoice_id) do update set \
+             release_at = excluded.release_at, held = excluded.held, on_review = excluded.on_review, \
+             releases = excluded.releases",
+            &args![
+                invoice,
+                money.partner_id,
+                money.currency.code(),
+                lot.release_at.map(|at| at.millis()),
+                lot.held,
+                lot.on_review,
+                i64::from(lot.releases),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Books what the invoice's latest event changed (I4) on the credited
+/// partner's book; returns the delta booked (0 before the payment).
+async fn book_invoice_change<D: BillingDb>(
+    db: &mut D,
+    state: &mut InvoiceState,
+    source: Source,
+    hold_days: i64,
+    now: Timestamp,
+) -> StoreResult<i64> {
+    let Some(payment) = state.invoice.payment.clone() else {
+        return Ok(0);
+    };
+    let before = state.invoice.booked;
+    let mut money = lock_money(db, payment.partner_id, payment.currency, now).await?;
+    load_lot(db, &mut money, &state.invoice.id).await?;
+    let transfers = partnerd_domain::ledger::book_commission_change(
+        &mut money,
+        &mut state.invoice,
+        source,
+        hold_days,
+        now,
+    )?;
+    write_booking(db, &money, &transfers, now).await?;
+    Ok(state.invoice.booked - before)
+}
+
+/// R-REP-2: what a billing event changed in the report's paying customers,
+/// revenue and commission, on the report row of the customer's sign-up
+/// (campaign and term) at the hour of the payment, in the same transaction as
+/// the booking. A customer counts once, with the first of their payments to
+/// arrive. (Not yet: PROGRAM.md's exception for a first payment refunded in
+/// full; the report still counts that customer, the ledger is not affected.)
+async fn report_money_change<D: BillingDb>(
+    db: &mut D,
+    state: &InvoiceState,
+    commission: i64,
+) -> StoreResult<()> {
+    let Some(payment) = state.invoice.payment.as_ref() else {
+        return Ok(());
+    };
+    let revenue = state.revenue() - state.revenue_loaded;
+    let arrived = !state.payment_loaded && payment.amount > 0;
+    let mut customers = 0;
+    if arrived {
+        let (earlier,): (i64,) = fetch_one(
+            db,
+            "select count(*) from invoices where customer_id = $1 and id <> $2 and amount > 0 and partner_id is not null",
+            &args![&state.customer_id, &state.invoice.id],
+        )
+        .await?;
+        customers = i64::from(earlier == 0);
+    }
+    if revenue == 0 && commission == 0 && customers == 0 {
+        return Ok(());
+    }
+    let row: Option<(Option<i64>, Option<String>)> = fetch_optional(
+        db,
+        "select campaign_id, utm_term from signups where customer_id = $1",
+        &args![&state.customer_id],
+    )
+    .await?;
+    let (campaign, term) = row.unwrap_or_default();
+    db.execute(
+        "insert into report_money (partner_id, hour, campaign_id, utm_term, currency, customers, revenue, commission) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8) \
+         on conflict (partner_id, hour, campaign_id, utm_term, currency) do update set \
+         customers = report_money.customers + excluded.customers, \
+         revenue = report_money.revenue + excluded.revenue, \
+         commission = report_money.commission + excluded.commission",
+        &args![
+            payment.partner_id,
+            payment.paid_at.millis().div_euclid(3_600_000),
+            campaign.unwrap_or(0),
+            term.as_deref().unwrap_or_default(),
+            payment.currency.code(),
+            customers,
+            revenue,
+            commission,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The end of every billing event on an invoice: the invoice and the event's answer.
+async fn finish_invoice_event<D: BillingDb>(
+    db: &mut D,
+    key: &EventKey,
+    state: &InvoiceState,
+    booked: i64,
+    now: Timestamp,
+) -> StoreResult<BillingAnswer> {
+    save_invoice(db, state, now).await?;
+    report_money_change(db, state, booked).await?;
+    let answer = state.answer(booked);
+    finish_event(db, key, &answer).await?;
+    Ok(answer)
+}
+
+/// [`MoneyStore::record_payment`](crate::MoneyStore::record_payment) inside a
+/// transaction or a batch's savepoint, which the caller commits when it is `Ok`.
+async fn record_payment_in<D: BillingDb>(
+    db: &mut D,
+    payment: NewPayment,
+    hold_days: i64,
+    now: Timestamp,
+) -> StoreResult<(BillingAnswer, bool)> {
+    record_payment_credited(db, payment, None, hold_days, now).await
+}
+
+/// The customer's sign-up as a payment reads it: partner, rate, review.
+type Credit = Option<(Option<i64>, Option<i64>, i64)>;
+
+/// R-AFF-4, R-COM-1: who is credited for the customer's payments, and at
+/// which rate: fixed when the customer was credited.
+async fn read_credit<D: BillingDb>(db: &mut D, customer_id: &str) -> StoreResult<Credit> {
+    fetch_optional(
+        db,
+        "select partner_id, commission_rate, review from signups where customer_id = $1",
+        &args![customer_id],
+    )
+    .await
+}
+
+/// [`record_payment_in`] with the customer's sign-up when the caller read it
+/// already in this transaction (`Some`), else read here if needed.
+async fn record_payment_credited<D: BillingDb>(
+    db: &mut D,
+    payment: NewPayment,
+    credit: Option<Credit>,
+    hold_days: i64,
+    now: Timestamp,
+) -> StoreResult<(BillingAnswer, bool)> {
+    use partnerd_domain::commission::{CommissionError, Recorded};
+    let request = serde_json::to_string(&payment).map_err(corrupt)?;
+    if let Some(answer) = claim_event(db, &payment.event, "payment", &request, now).await? {
+        return Ok((answer, true));
+    }
+    let mut state = lock_invoice(db, &payment.payment_id, true, now).await?;
+    let replayed = if let Some(known) = state.invoice.payment.clone() {
+        // Already recorded (another event id, or the API and Stripe both): the
+        // domain compares the amount and currency.
+        let recorded = state
+            .invoice
+            .record_payment(Payment {
+                currency: payment.currency,
+                amount: payment.amount,
+                ..known
+            })
+            .map_err(LedgerError::from)?;
+        recorded == Recorded::Replay
+    } else if let Some((amount, currency, _)) = state.uncredited {
+        if (amount, currency) != (payment.amount, payment.currency) {
+            return Err(StoreError::Ledger(
+                CommissionError::ConflictingReplay {
+                    what: "payment",
+                    id: payment.payment_id.clone(),
+                }
+                .into(),
+            ));
+        }
+        true
+    } else {
+        let credit = match credit {
+            Some(credit) => credit,
+            None => read_credit(db, &payment.customer_id).await?,
+        };
+        if let Some((Some(partner_id), Some(rate), review)) = credit {
+            let rate = CommissionRate::from_percent(rate).map_err(corrupt)?;
+            state
+                .invoice
+                .record_payment(Payment {
+                    partner_id,
+                    currency: payment.currency,
+                    amount: payment.amount,
+                    rate,
+                    paid_at: payment.paid_at,
+                    under_review: review != 0,
+                })
+                .map_err(LedgerError::from)?;
+        } else {
+            if payment.amount < 0 {
+                return Err(StoreError::Ledger(
+                    CommissionError::NegativeAmount(payment.amount).into(),
+                ));
+            }
+            state.uncredited = Some((payment.amount, payment.currency, payment.paid_at));
+        }
+        false
+    };
+    if !replayed {
+        state.customer_id = Some(payment.customer_id.clone());
+        state.subscription_id = payment.subscription_id.clone();
+        if let Some(subscription) = &payment.subscription_id {
+            db.execute(
+                "insert into subscriptions (id, customer_id, status, created_at) values ($1, $2, 'active', $3) \
+                 on conflict (id) do nothing",
+                &args![subscription, &payment.customer_id, now.millis()],
+            )
+            .await?;
+        }
+    }
+    let source = Source::Commission {
+        payment: payment.payment_id.clone(),
+    };
+    let booked = book_invoice_change(db, &mut state, source, hold_days, now).await?;
+    let answer = finish_invoice_event(db, &payment.event, &state, booked, now).await?;
+    Ok((answer, replayed))
+}
+
+/// [`MoneyStore::record_refund`](crate::MoneyStore::record_refund) inside a
+/// transaction or a batch's savepoint.
+async fn record_refund_in<D: BillingDb>(
+    db: &mut D,
+    refund: NewRefund,
+    hold_days: i64,
+    now: Timestamp,
+) -> StoreResult<(BillingAnswer, bool)> {
+    use partnerd_domain::commission::Recorded;
+    let request = serde_json::to_string(&refund).map_err(corrupt)?;
+    if let Some(answer) = claim_event(db, &refund.event, "refund", &request, now).await? {
+        return Ok((answer, true));
+    }
+    let owner: Option<(String,)> = fetch_optional(
+        db,
+        "select invoice_id from invoice_refunds where id = $1",
+        &args![&refund.refund_id],
+    )
+    .await?;
+    if owner.is_some_and(|(invoice,)| invoice != refund.payment_id) {
+        return Err(StoreError::Conflict { field: "refund id" });
+    }
+    let mut state = lock_invoice(db, &refund.payment_id, true, now).await?;
+    let recorded = state
+        .invoice
+        .record_refund(&refund.refund_id, refund.amount)
+        .map_err(LedgerError::from)?;
+    if recorded == Recorded::New {
+        db.execute(
+            "insert into invoice_refunds (id, invoice_id, amount, recorded_at) values ($1, $2, $3, $4)",
+            &args![&refund.refund_id, &refund.payment_id, refund.amount, now.millis()],
+        )
+        .await?;
+    }
+    let source = Source::Refund {
+        refund: refund.refund_id.clone(),
+    };
+    let booked = book_invoice_change(db, &mut state, source, hold_days, now).await?;
+    let answer = finish_invoice_event(db, &refund.event, &state, booked, now).await?;
+    Ok((answer, recorded == Recorded::Replay))
+}
+
+/// [`MoneyStore::record_chargeback`](crate::MoneyStore::record_chargeback)
+/// inside a transaction or a batch's savepoint.
+async fn record_chargeback_in<D: BillingDb>(
+    db: &mut D,
+    chargeback: NewChargeback,
+    hold_days: i64,
+    now: Timestamp,
+) -> StoreResult<(BillingAnswer, bool)> {
+    use partnerd_domain::commission::Recorded;
+    let request = serde_json::to_string(&chargeback).map_err(corrupt)?;
+    let kind = match chargeback.change {
+        ChargebackChange::Withdrawn => "chargeback",
+        ChargebackChange::Reinstated => "reinstatement",
+    };
+    if let Some(answer) = claim_event(db, &chargeback.event, kind, &request, now).await? {
+        return Ok((answer, true));
+    }
+    let owner: Option<(String,)> = fetch_optional(
+        db,
+        "select invoice_id from invoice_chargebacks where id = $1",
+        &args![&chargeback.chargeback_id],
+    )
+    .await?;
+    if owner.is_some_and(|(invoice,)| invoice != chargeback.payment_id) {
+        return Err(StoreError::Conflict {
+            field: "chargeback id",
+        });
+    }
+    let mut state = lock_invoice(db, &chargeback.payment_id, true, now).await?;
+    let id = chargeback.chargeback_id.clone();
+    let (recorded, source) = match chargeback.change {
+        ChargebackChange::Withdrawn => (
+            state.invoice.record_chargeback(&id, chargeback.amount),
+            Source::Chargeback {
+                chargeback: id.clone(),
+            },
+        ),
+        ChargebackChange::Reinstated => (
+            state.invoice.record_reinstatement(&id, chargeback.amount),
+            Source::Reinstatement {
+                chargeback: id.clone(),
+            },
+        ),
+    };
+    let recorded = recorded.map_err(LedgerError::from)?;
+    if recorded == Recorded::New {
+        let entry = state
+            .invoice
+            .chargebacks
+            .get(&id)
+            .copied()
+            .unwrap_or_default();
+        db.execute(
+            "insert into invoice_chargebacks (id, invoice_id, withdrawn, reinstated, recorded_at) \
+             values ($1, $2, $3, $4, $5) on conflict (id) do update set \
+             withdrawn = excluded.withdrawn, reinstated = excluded.reinstated",
+            &args![
+                &id,
+                &chargeback.payment_id,
+                entry.withdrawn,
+                entry.reinstated,
+                now.millis()
+            ],
+        )
+        .await?;
+    }
+    let booked = book_invoice_change(db, &mut state, source, hold_days, now).await?;
+    let answer = finish_invoice_event(db, &chargeback.event, &state, booked, now).await?;
+    Ok((answer, recorded == Recorded::Replay))
+}
+
+/// [`BillingEvent::StripePayment`]: the event's record, the charge links, then
+/// the payment; or a refusal (and, once the caller rolls back, nothing at all)
+/// when the event was processed before, the customer has no sign-up yet, or
+/// parked events wait for the invoice.
+async fn stripe_payment_in<D: BillingDb>(
+    db: &mut D,
+    payment: NewPayment,
+    link: &crate::stripe_sql::StripeChargeLink,
+    record: &crate::stripe_sql::StripeEventRecord,
+    hold_days: i64,
+    now: Timestamp,
+) -> StoreResult<(BillingAnswer, bool)> {
+    use crate::money::{STRIPE_EVENT_SEEN, STRIPE_NO_SIGNUP, STRIPE_PARKED_WAITING};
+    // The record first: it is there if and only if the event was processed
+    // (on PostgreSQL a concurrent delivery waits here for the first to commit).
+    if crate::stripe_sql::record_stripe_event_in(db, record).await? == 0 {
+        return Err(StoreError::Invalid(STRIPE_EVENT_SEEN));
+    }
+    let credit = read_credit(db, &payment.customer_id).await?;
+    if credit.is_none() {
+        return Err(StoreError::Invalid(STRIPE_NO_SIGNUP));
+    }
+    // Linking takes the Stripe bookkeeping's lock (see stripe_sql.rs), so a
+    // refund being parked at this moment cannot miss the link.
+    let parked = crate::stripe_sql::link_stripe_charge_in(db, link).await?;
+    if !parked.is_empty() {
+        return Err(StoreError::Invalid(STRIPE_PARKED_WAITING));
+    }
+    record_payment_credited(db, payment, Some(credit), hold_days, now).await
+}
+
+/// [`MoneyStore::cancel_subscription`](crate::MoneyStore::cancel_subscription)
+/// inside a transaction or a batch's savepoint.
+async fn cancel_subscription_in<D: BillingDb>(
+    db: &mut D,
+    cancellation: NewCancellation,
+    now: Timestamp,
+) -> StoreResult<(BillingAnswer, bool)> {
+    let request = serde_json::to_string(&cancellation).map_err(corrupt)?;
+    if let Some(answer) =
+        claim_event(db, &cancellation.event, "cancellation", &request, now).await?
+    {
+        return Ok((answer, true));
+    }
+    // A cancellation may arrive before any payment of the subscription.
+    db.execute(
+        "insert into subscriptions (id, customer_id, status, created_at, cancelled_at) \
+         values ($1, $2, 'cancelled', $3, $3) on conflict (id) do update set status = 'cancelled', \
+         cancelled_at = coalesce(subscriptions.cancelled_at, excluded.cancelled_at), \
+         customer_id = coalesce(subscriptions.customer_id, excluded.customer_id)",
+        &args![
+            &cancellation.subscription_id,
+            &cancellation.customer_id,
+            now.millis()
+        ],
+    )
+    .await?;
+    let answer = BillingAnswer {
+        payment_id: None,
+        partner_id: None,
+        currency: None,
+        commission: 0,
+        booked: 0,
+        subscription_id: Some(cancellation.subscription_id.clone()),
+    };
+    finish_event(db, &cancellation.event, &answer).await?;
+    Ok((answer, false))
+}
+
+/// One billing event inside a transaction or savepoint.
+async fn billing_event_in<D: BillingDb>(
+    db: &mut D,
+    event: BillingEvent,
+    hold_days: i64,
+    now: Timestamp,
+) -> StoreResult<(BillingAnswer, bool)> {
+    match event {
+        BillingEvent::Payment(payment) => record_payment_in(db, payment, hold_days, now).await,
+        BillingEvent::Refund(refund) => record_refund_in(db, refund, hold_days, now).await,
+        BillingEvent::Chargeback(chargeback) => {
+            record_chargeback_in(db, chargeback, hold_days, now).await
+        }
+        BillingEvent::Cancellation(cancellation) => {
+            cancel_subscription_in(db, cancellation, now).await
+        }
+        BillingEvent::StripePayment {
+            payment,
+            link,
+            record,
+        } => stripe_payment_in(db, payment, &link, &record, hold_days, now).await,
+    }
+}
+
+/// [`MoneyStore::record_billing_batch`](crate::MoneyStore::record_billing_batch)
+/// inside a transaction the caller began and commits when this is `Ok`: each
+/// event in a savepoint of its own, so a refused one rolls back alone and the
+/// others stay. A database failure may have rolled back the whole transaction
+/// (SQLite does on a full disk or an I/O error), so the batch fails as one and
+/// every caller retries, rather than being told of bookings that are gone.
+pub(crate) async fn billing_batch_in<D: BillingDb>(
+    db: &mut D,
+    events: Vec<BillingEvent>,
+    hold_days: i64,
+    now: Timestamp,
+) -> StoreResult<Vec<StoreResult<(BillingAnswer, bool)>>> {
+    let mut results = Vec::with_capacity(events.len());
+    for event in events {
+        db.execute("savepoint billing_event", &[]).await?;
+        let result = billing_event_in(db, event, hold_days, now).await;
+        match result {
+            Err(
+                err @ (StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Corrupt(_)),
+            ) => {
+                return Err(err);
+            }
+            Ok(_) => {
+                db.execute("release savepoint billing_event", &[]).await?;
+            }
+            Err(_) => {
+                db.execute("rollback to savepoint billing_event", &[])
+                    .await?;
+                db.execute("release savepoint billing_event", &[]).await?;
+            }
+        }
+        results.push(result);
+    }
+    Ok(results)
+}
+
 macro_rules! money_store {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// What a read that a booking depends on appends: a row lock on
-            /// PostgreSQL; nothing on SQLite, whose writers already take turns.
-            fn row_lock() -> &'static str {
-                match Self::BACKEND {
-                    $crate::Backend::Postgres => " for update",
-                    $crate::Backend::Sqlite => "",
-                }
-            }
-
-            /// Records a billing event's key, or returns the answer it got the
-            /// first time. On PostgreSQL a concurrent delivery of the same event
-            /// waits on the key's index entry until the first one commits.
-            async fn claim_event(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                key: &$crate::money::EventKey,
-                kind: &str,
-                request: &str,
+            /// A batch of billing events in one transaction of the pool.
+            async fn billing_batch(
+                &self,
+                events: Vec<$crate::money::BillingEvent>,
+                hold_days: i64,
                 now: partnerd_domain::Timestamp,
-            ) -> $crate::StoreResult<Option<$crate::money::BillingAnswer>> {
-                let inserted = sqlx::query(
-                    "insert into billing_events (origin, event_id, kind, request, answer, received_at) \
-                     values ($1, $2, $3, $4, '', $5) on conflict (origin, event_id) do nothing",
-                )
-                .bind(key.origin.as_str())
-                .bind(&key.event_id)
-                .bind(kind)
-                .bind(request)
-                .bind(now.millis())
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-                if inserted == 1 {
-                    return Ok(None);
-                }
-                let (known_kind, known_request, answer): (String, String, String) = sqlx::query_as(
-                    "select kind, request, answer from billing_events where origin = $1 and event_id = $2",
-                )
-                .bind(key.origin.as_str())
-                .bind(&key.event_id)
-                .fetch_one(&mut **tx)
-                .await?;
-                if known_kind != kind || known_request != request {
-                    return Err($crate::StoreError::Conflict { field: "id" });
-                }
-                serde_json::from_str(&answer)
-                    .map(Some)
-                    .map_err($crate::money_sql::corrupt)
+            ) -> $crate::StoreResult<Vec<$crate::StoreResult<($crate::money::BillingAnswer, bool)>>> {
+                let mut tx = self.write().await?;
+                let results = $crate::money_sql::billing_batch_in(&mut tx, events, hold_days, now).await?;
+                tx.commit().await?;
+                Ok(results)
+            }
+        }
+        $crate::money_sql::money_store!(@common $store, $db);
+    };
+    // A backend with a batch writer of its own: `$batch` books a batch of
+    // billing events in one transaction, with `billing_batch_in`.
+    ($store:ty, $db:ty, $batch:ident) => {
+        impl $store {
+            async fn billing_batch(
+                &self,
+                events: Vec<$crate::money::BillingEvent>,
+                hold_days: i64,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<Vec<$crate::StoreResult<($crate::money::BillingAnswer, bool)>>> {
+                self.$batch(events, hold_days, now).await
+            }
+        }
+        $crate::money_sql::money_store!(@common $store, $db);
+    };
+    (@common $store:ty, $db:ty) => {
+        impl $store {
+            /// One billing event, as a batch of one: the same statements, and a
+            /// refusal rolls back everything it wrote.
+            async fn billing_one(
+                &self,
+                event: $crate::money::BillingEvent,
+                hold_days: i64,
+                now: partnerd_domain::Timestamp,
+            ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
+                self.billing_batch(vec![event], hold_days, now)
+                    .await?
+                    .pop()
+                    .unwrap_or_else(|| Err($crate::money_sql::corrupt("a batch of one answered nothing")))
             }
 
-            async fn finish_event(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                key: &$crate::money::EventKey,
-                answer: &$crate::money::BillingAnswer,
-            ) -> $crate::StoreResult<()> {
-                let answer = serde_json::to_string(answer).map_err($crate::money_sql::corrupt)?;
-                sqlx::query("update billing_events set answer = $3 where origin = $1 and event_id = $2")
-                    .bind(key.origin.as_str())
-                    .bind(&key.event_id)
-                    .bind(answer)
-                    .execute(&mut **tx)
-                    .await?;
-                Ok(())
-            }
-
-            /// Loads and locks an invoice with its refunds and chargebacks,
-            /// creating its row first when `create` (an event may name a payment
-            /// that has not arrived yet).
             async fn lock_invoice(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 id: &str,
                 create: bool,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<$crate::money_sql::InvoiceState> {
-                if create {
-                    sqlx::query(
-                        "insert into invoices (id, created_at, updated_at) values ($1, $2, $2) on conflict (id) do nothing",
-                    )
-                    .bind(id)
-                    .bind(now.millis())
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                let sql = format!(
-                    "select {} from invoices where id = $1{}",
-                    $crate::money_sql::INVOICE_COLUMNS,
-                    Self::row_lock()
-                );
-                let row: $crate::money_sql::InvoiceTuple = sqlx::query_as(&sql)
-                    .bind(id)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .ok_or($crate::StoreError::NotFound)?;
-                let refunds: Vec<(String, i64)> =
-                    sqlx::query_as("select id, amount from invoice_refunds where invoice_id = $1")
-                        .bind(id)
-                        .fetch_all(&mut **tx)
-                        .await?;
-                let chargebacks: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-                    "select id, withdrawn, reinstated from invoice_chargebacks where invoice_id = $1",
-                )
-                .bind(id)
-                .fetch_all(&mut **tx)
-                .await?;
-                $crate::money_sql::InvoiceState::from_row(row, refunds, chargebacks)
+                $crate::money_sql::lock_invoice(tx, id, create, now).await
             }
 
             async fn save_invoice(
@@ -449,269 +1387,33 @@ macro_rules! money_store {
                 state: &$crate::money_sql::InvoiceState,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<()> {
-                let invoice = &state.invoice;
-                let (partner, code, amount, rate, paid_at) = match (&invoice.payment, state.uncredited) {
-                    (Some(p), _) => (
-                        Some(p.partner_id),
-                        Some(p.currency.code()),
-                        Some(p.amount),
-                        Some(p.rate.percent()),
-                        Some(p.paid_at.millis()),
-                    ),
-                    (None, Some((amount, currency, paid_at))) => {
-                        (None, Some(currency.code()), Some(amount), None, Some(paid_at.millis()))
-                    }
-                    (None, None) => (None, None, None, None, None),
-                };
-                sqlx::query(
-                    "update invoices set customer_id = $2, subscription_id = $3, partner_id = $4, currency = $5, \
-                     amount = $6, commission_rate = $7, paid_at = $8, review = $9, review_round = $10, booked = $11, \
-                     updated_at = $12 where id = $1",
-                )
-                .bind(&invoice.id)
-                .bind(&state.customer_id)
-                .bind(&state.subscription_id)
-                .bind(partner)
-                .bind(code)
-                .bind(amount)
-                .bind(rate)
-                .bind(paid_at)
-                .bind($crate::money_sql::review_str(invoice.review))
-                .bind(state.review_round)
-                .bind(invoice.booked)
-                .bind(now.millis())
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
+                $crate::money_sql::save_invoice(tx, state, now).await
             }
 
-            /// Loads and locks a partner's money row in one currency (created
-            /// empty if new): the row every booking of this book goes through.
             async fn lock_money(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 partner_id: i64,
                 currency: partnerd_domain::Currency,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<partnerd_domain::ledger::PartnerMoney> {
-                sqlx::query(
-                    "insert into partner_money (partner_id, currency, updated_at) values ($1, $2, $3) \
-                     on conflict (partner_id, currency) do nothing",
-                )
-                .bind(partner_id)
-                .bind(currency.code())
-                .bind(now.millis())
-                .execute(&mut **tx)
-                .await?;
-                let sql = format!(
-                    "select {} from partner_money where partner_id = $1 and currency = $2{}",
-                    $crate::money_sql::BALANCE_COLUMNS,
-                    Self::row_lock()
-                );
-                let row: $crate::money_sql::BalanceTuple = sqlx::query_as(&sql)
-                    .bind(partner_id)
-                    .bind(currency.code())
-                    .fetch_one(&mut **tx)
-                    .await?;
-                let mut money = partnerd_domain::ledger::PartnerMoney::new(partner_id, currency);
-                money.balances = $crate::money_sql::balances(row);
-                Ok(money)
+                $crate::money_sql::lock_money(tx, partner_id, currency, now).await
             }
 
-            /// Adds the lot of `invoice` (if it has one) to `money`.
             async fn load_lot(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 money: &mut partnerd_domain::ledger::PartnerMoney,
                 invoice: &str,
             ) -> $crate::StoreResult<()> {
-                let row: Option<(Option<i64>, i64, i64, i64)> = sqlx::query_as(
-                    "select release_at, held, on_review, releases from ledger_lots where invoice_id = $1",
-                )
-                .bind(invoice)
-                .fetch_optional(&mut **tx)
-                .await?;
-                if let Some((release_at, held, on_review, releases)) = row {
-                    money.lots.insert(
-                        invoice.to_owned(),
-                        $crate::money_sql::lot(release_at, held, on_review, releases)?,
-                    );
-                }
-                Ok(())
+                $crate::money_sql::load_lot(tx, money, invoice).await
             }
 
-            /// Writes what a planner booked: its transfers, the money row and the
-            /// lots it touched (kept even when empty: they number release keys).
             async fn write_booking(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 money: &partnerd_domain::ledger::PartnerMoney,
                 transfers: &[partnerd_domain::ledger::Transfer],
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<()> {
-                if transfers.is_empty() {
-                    return Ok(());
-                }
-                let mut lots = std::collections::BTreeSet::new();
-                for t in transfers {
-                    sqlx::query(
-                        "insert into ledger_transfers (source, leg, partner_id, currency, debit, credit, amount, \
-                         invoice_id, release_at, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(t.source.key())
-                    .bind(i64::from(t.leg))
-                    .bind(t.partner_id)
-                    .bind(t.currency.code())
-                    .bind(t.debit.as_str())
-                    .bind(t.credit.as_str())
-                    .bind(t.amount)
-                    .bind(&t.invoice)
-                    .bind(t.release_at.map(|at| at.millis()))
-                    .bind(now.millis())
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(|e| $crate::shared::on_unique(e, "ledger source"))?;
-                    if let Some(invoice) = &t.invoice {
-                        if money.lots.contains_key(invoice) {
-                            lots.insert(invoice.as_str());
-                        }
-                    }
-                }
-                let b = money.balances;
-                sqlx::query(
-                    "update partner_money set earned = $3, held = $4, on_review = $5, available = $6, in_flight = $7, \
-                     paid = $8, clawback = $9, updated_at = $10 where partner_id = $1 and currency = $2",
-                )
-                .bind(money.partner_id)
-                .bind(money.currency.code())
-                .bind(b.earned)
-                .bind(b.held)
-                .bind(b.on_review)
-                .bind(b.available)
-                .bind(b.in_flight)
-                .bind(b.paid)
-                .bind(b.clawback)
-                .bind(now.millis())
-                .execute(&mut **tx)
-                .await?;
-                for invoice in lots {
-                    let lot = money.lot(invoice);
-                    sqlx::query(
-                        "insert into ledger_lots (invoice_id, partner_id, currency, release_at, held, on_review, releases) \
-                         values ($1, $2, $3, $4, $5, $6, $7) on conflict (invoice_id) do update set \
-                         release_at = excluded.release_at, held = excluded.held, on_review = excluded.on_review, \
-                         releases = excluded.releases",
-                    )
-                    .bind(invoice)
-                    .bind(money.partner_id)
-                    .bind(money.currency.code())
-                    .bind(lot.release_at.map(|at| at.millis()))
-                    .bind(lot.held)
-                    .bind(lot.on_review)
-                    .bind(i64::from(lot.releases))
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                Ok(())
-            }
-
-            /// Books what the invoice's latest event changed (I4) on the credited
-            /// partner's book; returns the delta booked (0 before the payment).
-            async fn book_invoice_change(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                state: &mut $crate::money_sql::InvoiceState,
-                source: partnerd_domain::ledger::Source,
-                hold_days: i64,
-                now: partnerd_domain::Timestamp,
-            ) -> $crate::StoreResult<i64> {
-                let Some(payment) = state.invoice.payment.clone() else {
-                    return Ok(0);
-                };
-                let before = state.invoice.booked;
-                let mut money = Self::lock_money(tx, payment.partner_id, payment.currency, now).await?;
-                Self::load_lot(tx, &mut money, &state.invoice.id).await?;
-                let transfers = partnerd_domain::ledger::book_commission_change(
-                    &mut money,
-                    &mut state.invoice,
-                    source,
-                    hold_days,
-                    now,
-                )?;
-                Self::write_booking(tx, &money, &transfers, now).await?;
-                Ok(state.invoice.booked - before)
-            }
-
-            /// R-REP-2: what a billing event changed in the report's paying
-            /// customers, revenue and commission, on the report row of the
-            /// customer's sign-up (campaign and term) at the hour of the payment,
-            /// in the same transaction as the booking. A customer counts once, with
-            /// the first of their payments to arrive. (Not yet: PROGRAM.md's
-            /// exception for a first payment refunded in full; the report still
-            /// counts that customer, the ledger is not affected.)
-            async fn report_money_change(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                state: &$crate::money_sql::InvoiceState,
-                commission: i64,
-            ) -> $crate::StoreResult<()> {
-                let Some(payment) = state.invoice.payment.as_ref() else {
-                    return Ok(());
-                };
-                let revenue = state.revenue() - state.revenue_loaded;
-                let arrived = !state.payment_loaded && payment.amount > 0;
-                let mut customers = 0;
-                if arrived {
-                    let (earlier,): (i64,) = sqlx::query_as(
-                        "select count(*) from invoices where customer_id = $1 and id <> $2 and amount > 0 and partner_id is not null",
-                    )
-                    .bind(&state.customer_id)
-                    .bind(&state.invoice.id)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                    customers = i64::from(earlier == 0);
-                }
-                if revenue == 0 && commission == 0 && customers == 0 {
-                    return Ok(());
-                }
-                let row: Option<(Option<i64>, Option<String>)> = sqlx::query_as(
-                    "select campaign_id, utm_term from signups where customer_id = $1",
-                )
-                .bind(&state.customer_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-                let (campaign, term) = row.unwrap_or_default();
-                sqlx::query(
-                    "insert into report_money (partner_id, hour, campaign_id, utm_term, currency, customers, revenue, commission) \
-                     values ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     on conflict (partner_id, hour, campaign_id, utm_term, currency) do update set \
-                     customers = report_money.customers + excluded.customers, \
-                     revenue = report_money.revenue + excluded.revenue, \
-                     commission = report_money.commission + excluded.commission",
-                )
-                .bind(payment.partner_id)
-                .bind(payment.paid_at.millis().div_euclid(3_600_000))
-                .bind(campaign.unwrap_or(0))
-                .bind(term.unwrap_or_default())
-                .bind(payment.currency.code())
-                .bind(customers)
-                .bind(revenue)
-                .bind(commission)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
-
-            /// The end of every billing event on an invoice: the invoice, the
-            /// event's answer, the commit.
-            async fn finish_invoice_event(
-                mut tx: sqlx::Transaction<'_, $db>,
-                key: &$crate::money::EventKey,
-                state: &$crate::money_sql::InvoiceState,
-                booked: i64,
-                now: partnerd_domain::Timestamp,
-            ) -> $crate::StoreResult<$crate::money::BillingAnswer> {
-                Self::save_invoice(&mut tx, state, now).await?;
-                Self::report_money_change(&mut tx, state, booked).await?;
-                let answer = state.answer(booked);
-                Self::finish_event(&mut tx, key, &answer).await?;
-                tx.commit().await?;
-                Ok(answer)
+                $crate::money_sql::write_booking(tx, money, transfers, now).await
             }
 
             async fn lock_withdrawal(
@@ -721,7 +1423,7 @@ macro_rules! money_store {
                 let sql = format!(
                     "select {} from withdrawals where id = $1{}",
                     $crate::money_sql::WITHDRAWAL_COLUMNS,
-                    Self::row_lock()
+                    $crate::money_sql::row_lock(Self::BACKEND)
                 );
                 let row: $crate::money_sql::WithdrawalTuple = sqlx::query_as(&sql)
                     .bind(id)
@@ -789,278 +1491,6 @@ macro_rules! money_store {
                     .unwrap_or_default())
             }
 
-            /// The body of [`MoneyStore::record_payment`] inside `tx` (a transaction, or a
-            /// savepoint of a batch); commits `tx` when it books.
-            async fn record_payment_in(
-                mut tx: sqlx::Transaction<'_, $db>,
-                payment: $crate::money::NewPayment,
-                hold_days: i64,
-                now: partnerd_domain::Timestamp,
-            ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
-                use partnerd_domain::commission::{CommissionError, CommissionRate, Payment, Recorded};
-                let request = serde_json::to_string(&payment).map_err($crate::money_sql::corrupt)?;
-                if let Some(answer) =
-                    Self::claim_event(&mut tx, &payment.event, "payment", &request, now).await?
-                {
-                    // Commit, not drop: inside a batch's savepoint, what the caller
-                    // wrote before this (a Stripe event's links) must stay.
-                    tx.commit().await?;
-                    return Ok((answer, true));
-                }
-                let mut state = Self::lock_invoice(&mut tx, &payment.payment_id, true, now).await?;
-                let replayed = if let Some(known) = state.invoice.payment.clone() {
-                    // Already recorded (another event id, or the API and Stripe
-                    // both): the domain compares the amount and currency.
-                    let recorded = state
-                        .invoice
-                        .record_payment(Payment {
-                            currency: payment.currency,
-                            amount: payment.amount,
-                            ..known
-                        })
-                        .map_err(partnerd_domain::ledger::LedgerError::from)?;
-                    recorded == Recorded::Replay
-                } else if let Some((amount, currency, _)) = state.uncredited {
-                    if (amount, currency) != (payment.amount, payment.currency) {
-                        return Err($crate::StoreError::Ledger(
-                            CommissionError::ConflictingReplay {
-                                what: "payment",
-                                id: payment.payment_id.clone(),
-                            }
-                            .into(),
-                        ));
-                    }
-                    true
-                } else {
-                    // R-AFF-4, R-COM-1: the partner and the rate fixed when the
-                    // customer was credited.
-                    let credit: Option<(Option<i64>, Option<i64>, i64)> = sqlx::query_as(
-                        "select partner_id, commission_rate, review from signups where customer_id = $1",
-                    )
-                    .bind(&payment.customer_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some((Some(partner_id), Some(rate), review)) = credit {
-                        let rate = CommissionRate::from_percent(rate).map_err($crate::money_sql::corrupt)?;
-                        state
-                            .invoice
-                            .record_payment(Payment {
-                                partner_id,
-                                currency: payment.currency,
-                                amount: payment.amount,
-                                rate,
-                                paid_at: payment.paid_at,
-                                under_review: review != 0,
-                            })
-                            .map_err(partnerd_domain::ledger::LedgerError::from)?;
-                    } else {
-                        if payment.amount < 0 {
-                            return Err($crate::StoreError::Ledger(
-                                CommissionError::NegativeAmount(payment.amount).into(),
-                            ));
-                        }
-                        state.uncredited = Some((payment.amount, payment.currency, payment.paid_at));
-                    }
-                    false
-                };
-                if !replayed {
-                    state.customer_id = Some(payment.customer_id.clone());
-                    state.subscription_id = payment.subscription_id.clone();
-                    if let Some(subscription) = &payment.subscription_id {
-                        sqlx::query(
-                            "insert into subscriptions (id, customer_id, status, created_at) values ($1, $2, 'active', $3) \
-                             on conflict (id) do nothing",
-                        )
-                        .bind(subscription)
-                        .bind(&payment.customer_id)
-                        .bind(now.millis())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                let source = partnerd_domain::ledger::Source::Commission {
-                    payment: payment.payment_id.clone(),
-                };
-                let booked = Self::book_invoice_change(&mut tx, &mut state, source, hold_days, now).await?;
-                let answer = Self::finish_invoice_event(tx, &payment.event, &state, booked, now).await?;
-                Ok((answer, replayed))
-            }
-
-            /// The body of [`MoneyStore::record_refund`] inside `tx` (a transaction, or a
-            /// savepoint of a batch); commits `tx` when it books.
-            async fn record_refund_in(
-                mut tx: sqlx::Transaction<'_, $db>,
-                refund: $crate::money::NewRefund,
-                hold_days: i64,
-                now: partnerd_domain::Timestamp,
-            ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
-                use partnerd_domain::commission::Recorded;
-                let request = serde_json::to_string(&refund).map_err($crate::money_sql::corrupt)?;
-                if let Some(answer) =
-                    Self::claim_event(&mut tx, &refund.event, "refund", &request, now).await?
-                {
-                    // Commit, not drop: inside a batch's savepoint, what the caller
-                    // wrote before this (a Stripe event's links) must stay.
-                    tx.commit().await?;
-                    return Ok((answer, true));
-                }
-                let owner: Option<(String,)> =
-                    sqlx::query_as("select invoice_id from invoice_refunds where id = $1")
-                        .bind(&refund.refund_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if owner.is_some_and(|(invoice,)| invoice != refund.payment_id) {
-                    return Err($crate::StoreError::Conflict { field: "refund id" });
-                }
-                let mut state = Self::lock_invoice(&mut tx, &refund.payment_id, true, now).await?;
-                let recorded = state
-                    .invoice
-                    .record_refund(&refund.refund_id, refund.amount)
-                    .map_err(partnerd_domain::ledger::LedgerError::from)?;
-                if recorded == Recorded::New {
-                    sqlx::query(
-                        "insert into invoice_refunds (id, invoice_id, amount, recorded_at) values ($1, $2, $3, $4)",
-                    )
-                    .bind(&refund.refund_id)
-                    .bind(&refund.payment_id)
-                    .bind(refund.amount)
-                    .bind(now.millis())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let source = partnerd_domain::ledger::Source::Refund {
-                    refund: refund.refund_id.clone(),
-                };
-                let booked = Self::book_invoice_change(&mut tx, &mut state, source, hold_days, now).await?;
-                let answer = Self::finish_invoice_event(tx, &refund.event, &state, booked, now).await?;
-                Ok((answer, recorded == Recorded::Replay))
-            }
-
-            /// The body of [`MoneyStore::record_chargeback`] inside `tx` (a transaction, or a
-            /// savepoint of a batch); commits `tx` when it books.
-            async fn record_chargeback_in(
-                mut tx: sqlx::Transaction<'_, $db>,
-                chargeback: $crate::money::NewChargeback,
-                hold_days: i64,
-                now: partnerd_domain::Timestamp,
-            ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
-                use partnerd_domain::commission::Recorded;
-                use partnerd_domain::ledger::Source;
-                let request = serde_json::to_string(&chargeback).map_err($crate::money_sql::corrupt)?;
-                let kind = match chargeback.change {
-                    $crate::money::ChargebackChange::Withdrawn => "chargeback",
-                    $crate::money::ChargebackChange::Reinstated => "reinstatement",
-                };
-                if let Some(answer) =
-                    Self::claim_event(&mut tx, &chargeback.event, kind, &request, now).await?
-                {
-                    // Commit, not drop: inside a batch's savepoint, what the caller
-                    // wrote before this (a Stripe event's links) must stay.
-                    tx.commit().await?;
-                    return Ok((answer, true));
-                }
-                let owner: Option<(String,)> =
-                    sqlx::query_as("select invoice_id from invoice_chargebacks where id = $1")
-                        .bind(&chargeback.chargeback_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if owner.is_some_and(|(invoice,)| invoice != chargeback.payment_id) {
-                    return Err($crate::StoreError::Conflict { field: "chargeback id" });
-                }
-                let mut state = Self::lock_invoice(&mut tx, &chargeback.payment_id, true, now).await?;
-                let id = chargeback.chargeback_id.clone();
-                let (recorded, source) = match chargeback.change {
-                    $crate::money::ChargebackChange::Withdrawn => (
-                        state.invoice.record_chargeback(&id, chargeback.amount),
-                        Source::Chargeback { chargeback: id.clone() },
-                    ),
-                    $crate::money::ChargebackChange::Reinstated => (
-                        state.invoice.record_reinstatement(&id, chargeback.amount),
-                        Source::Reinstatement { chargeback: id.clone() },
-                    ),
-                };
-                let recorded = recorded.map_err(partnerd_domain::ledger::LedgerError::from)?;
-                if recorded == Recorded::New {
-                    let entry = state.invoice.chargebacks.get(&id).copied().unwrap_or_default();
-                    sqlx::query(
-                        "insert into invoice_chargebacks (id, invoice_id, withdrawn, reinstated, recorded_at) \
-                         values ($1, $2, $3, $4, $5) on conflict (id) do update set \
-                         withdrawn = excluded.withdrawn, reinstated = excluded.reinstated",
-                    )
-                    .bind(&id)
-                    .bind(&chargeback.payment_id)
-                    .bind(entry.withdrawn)
-                    .bind(entry.reinstated)
-                    .bind(now.millis())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let booked = Self::book_invoice_change(&mut tx, &mut state, source, hold_days, now).await?;
-                let answer = Self::finish_invoice_event(tx, &chargeback.event, &state, booked, now).await?;
-                Ok((answer, recorded == Recorded::Replay))
-            }
-
-            /// [`BillingEvent::StripePayment`] inside `tx`: the charge links and the
-            /// event's record, then the payment, which commits `tx`; or nothing at
-            /// all when parked events wait for the invoice.
-            async fn stripe_payment_in(
-                mut tx: sqlx::Transaction<'_, $db>,
-                payment: $crate::money::NewPayment,
-                link: &$crate::stripe_sql::StripeChargeLink,
-                record: &$crate::stripe_sql::StripeEventRecord,
-                hold_days: i64,
-                now: partnerd_domain::Timestamp,
-            ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
-                // Linking takes the Stripe bookkeeping's lock (see stripe_sql.rs),
-                // so a refund being parked at this moment cannot miss the link.
-                let parked = Self::link_stripe_charge_in(&mut tx, link).await?;
-                if !parked.is_empty() {
-                    return Err($crate::StoreError::Invalid($crate::money::STRIPE_PARKED_WAITING));
-                }
-                Self::record_stripe_event_in(&mut tx, record).await?;
-                Self::record_payment_in(tx, payment, hold_days, now).await
-            }
-
-            /// The body of [`MoneyStore::cancel_subscription`] inside `tx` (a transaction, or a
-            /// savepoint of a batch); commits `tx` when it books.
-            async fn cancel_subscription_in(
-                mut tx: sqlx::Transaction<'_, $db>,
-                cancellation: $crate::money::NewCancellation,
-                now: partnerd_domain::Timestamp,
-            ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
-                let request = serde_json::to_string(&cancellation).map_err($crate::money_sql::corrupt)?;
-                if let Some(answer) =
-                    Self::claim_event(&mut tx, &cancellation.event, "cancellation", &request, now).await?
-                {
-                    // Commit, not drop: inside a batch's savepoint, what the caller
-                    // wrote before this (a Stripe event's links) must stay.
-                    tx.commit().await?;
-                    return Ok((answer, true));
-                }
-                // A cancellation may arrive before any payment of the subscription.
-                sqlx::query(
-                    "insert into subscriptions (id, customer_id, status, created_at, cancelled_at) \
-                     values ($1, $2, 'cancelled', $3, $3) on conflict (id) do update set status = 'cancelled', \
-                     cancelled_at = coalesce(subscriptions.cancelled_at, excluded.cancelled_at), \
-                     customer_id = coalesce(subscriptions.customer_id, excluded.customer_id)",
-                )
-                .bind(&cancellation.subscription_id)
-                .bind(&cancellation.customer_id)
-                .bind(now.millis())
-                .execute(&mut *tx)
-                .await?;
-                let answer = $crate::money::BillingAnswer {
-                    payment_id: None,
-                    partner_id: None,
-                    currency: None,
-                    commission: 0,
-                    booked: 0,
-                    subscription_id: Some(cancellation.subscription_id.clone()),
-                };
-                Self::finish_event(&mut tx, &cancellation.event, &answer).await?;
-                tx.commit().await?;
-                Ok((answer, false))
-            }
         }
 
         #[async_trait::async_trait]
@@ -1071,7 +1501,7 @@ macro_rules! money_store {
                 hold_days: i64,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
-                Self::record_payment_in(self.write().await?, payment, hold_days, now).await
+                self.billing_one($crate::money::BillingEvent::Payment(payment), hold_days, now).await
             }
 
             async fn record_refund(
@@ -1080,7 +1510,7 @@ macro_rules! money_store {
                 hold_days: i64,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
-                Self::record_refund_in(self.write().await?, refund, hold_days, now).await
+                self.billing_one($crate::money::BillingEvent::Refund(refund), hold_days, now).await
             }
 
             async fn record_chargeback(
@@ -1089,7 +1519,7 @@ macro_rules! money_store {
                 hold_days: i64,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
-                Self::record_chargeback_in(self.write().await?, chargeback, hold_days, now).await
+                self.billing_one($crate::money::BillingEvent::Chargeback(chargeback), hold_days, now).await
             }
 
             async fn cancel_subscription(
@@ -1097,7 +1527,8 @@ macro_rules! money_store {
                 cancellation: $crate::money::NewCancellation,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<($crate::money::BillingAnswer, bool)> {
-                Self::cancel_subscription_in(self.write().await?, cancellation, now).await
+                // A cancellation books nothing: no hold.
+                self.billing_one($crate::money::BillingEvent::Cancellation(cancellation), 0, now).await
             }
 
             async fn record_billing_batch(
@@ -1106,47 +1537,10 @@ macro_rules! money_store {
                 hold_days: i64,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<Vec<$crate::StoreResult<($crate::money::BillingAnswer, bool)>>> {
-                use $crate::money::BillingEvent;
-                let mut tx = self.write().await?;
-                let mut results = Vec::with_capacity(events.len());
-                for event in events {
-                    // Each event in a savepoint of its own: a refused one rolls
-                    // back alone (its savepoint is dropped), the others stay.
-                    let savepoint = sqlx::Acquire::begin(&mut *tx).await?;
-                    let result = match event {
-                        BillingEvent::Payment(payment) => {
-                            Self::record_payment_in(savepoint, payment, hold_days, now).await
-                        }
-                        BillingEvent::Refund(refund) => {
-                            Self::record_refund_in(savepoint, refund, hold_days, now).await
-                        }
-                        BillingEvent::Chargeback(chargeback) => {
-                            Self::record_chargeback_in(savepoint, chargeback, hold_days, now).await
-                        }
-                        BillingEvent::Cancellation(cancellation) => {
-                            Self::cancel_subscription_in(savepoint, cancellation, now).await
-                        }
-                        BillingEvent::StripePayment { payment, link, record } => {
-                            Self::stripe_payment_in(savepoint, payment, &link, &record, hold_days, now)
-                                .await
-                        }
-                    };
-                    // A refusal is the event's own; a database failure may have
-                    // rolled back the whole transaction (SQLite does on a full disk
-                    // or an I/O error), so the batch fails as one and every caller
-                    // retries, rather than being told of bookings that are gone.
-                    if let Err(
-                        err @ ($crate::StoreError::Database(_)
-                        | $crate::StoreError::Sqlite(_)
-                        | $crate::StoreError::Corrupt(_)),
-                    ) = result
-                    {
-                        return Err(err);
-                    }
-                    results.push(result);
+                if events.is_empty() {
+                    return Ok(Vec::new());
                 }
-                tx.commit().await?;
-                Ok(results)
+                self.billing_batch(events, hold_days, now).await
             }
 
             async fn release_due_holds(

@@ -35,6 +35,8 @@ pub struct SqliteStore {
     /// checkpoint or `FULL` commit. Clicks are not money; this halves a batch's
     /// latency, which is what the redirect waits for. Money stays on `pool` (FULL).
     clicks: Arc<Mutex<rusqlite::Connection>>,
+    /// The billing writer's own connection (see "Billing batches" below).
+    billing: Arc<Mutex<rusqlite::Connection>>,
     /// Tells the background checkpointer to stop when the store goes.
     stop_checkpoints: Arc<AtomicBool>,
 }
@@ -76,11 +78,13 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let clicks = open_click_connection(options.get_filename())?;
+        let billing = open_billing_connection(options.get_filename())?;
         let stop_checkpoints = Arc::new(AtomicBool::new(false));
         checkpoint_in_background(pool.clone(), stop_checkpoints.clone());
         Ok(Self {
             pool,
             clicks: Arc::new(Mutex::new(clicks)),
+            billing: Arc::new(Mutex::new(billing)),
             stop_checkpoints,
         })
     }
@@ -296,8 +300,58 @@ fn write_clicks(connection: &mut rusqlite::Connection, clicks: &[NewClick]) -> S
     Ok(())
 }
 
+// --- Billing batches -------------------------------------------------------------------
+//
+// The billing writer's group commit on a rusqlite connection of its own, like the
+// click writer's: the batch's statements (`money_sql::billing_batch_in`, the same
+// code PostgreSQL's batches run through sqlx) are stepped from rusqlite's statement
+// cache on one blocking thread, instead of each being handed to sqlx's worker
+// thread and back. Money: `synchronous=FULL`, `BEGIN IMMEDIATE`, and the callers
+// are answered only after the commit returned.
+
+impl SqliteStore {
+    async fn rusqlite_billing_batch(
+        &self,
+        events: Vec<crate::money::BillingEvent>,
+        hold_days: i64,
+        now: partnerd_domain::Timestamp,
+    ) -> StoreResult<Vec<StoreResult<(crate::money::BillingAnswer, bool)>>> {
+        let connection = self.billing.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic inside a batch rolled its transaction back when it unwound
+            // (the rusqlite transaction's drop); the connection is still sound.
+            let mut connection = connection.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let results = crate::money_sql::run_ready(crate::money_sql::billing_batch_in(
+                &mut crate::money_sql::RusqliteDb(&tx),
+                events,
+                hold_days,
+                now,
+            ))??;
+            tx.commit()?;
+            Ok(results)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("the billing writer stopped: {e}")))?
+    }
+}
+
+fn open_billing_connection(path: &std::path::Path) -> StoreResult<rusqlite::Connection> {
+    let connection = rusqlite::Connection::open(path)?;
+    connection.busy_timeout(Duration::from_secs(10))?;
+    connection.pragma_update(None, "journal_mode", "wal")?;
+    connection.pragma_update(None, "synchronous", "full")?;
+    connection.pragma_update(None, "foreign_keys", "on")?;
+    connection.pragma_update(None, "temp_store", "memory")?;
+    // The background checkpointer copies the WAL back, not a booking's commit
+    // (as for the click writer; see open_click_connection).
+    connection.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
+}
+
 shared_store!(SqliteStore, sqlx::Sqlite);
-money_store!(SqliteStore, sqlx::Sqlite);
+money_store!(SqliteStore, sqlx::Sqlite, rusqlite_billing_batch);
 export_store!(SqliteStore, sqlx::Sqlite);
 stripe_store!(SqliteStore, sqlx::Sqlite);
 webhook_store!(SqliteStore, sqlx::Sqlite);

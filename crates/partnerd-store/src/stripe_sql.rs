@@ -18,6 +18,7 @@
 use async_trait::async_trait;
 use partnerd_domain::Timestamp;
 
+use crate::money_sql::{BillingDb, args};
 use crate::{NewAudit, StoreResult};
 
 /// What became of a verified event.
@@ -246,71 +247,86 @@ pub(crate) fn outcome(value: &str) -> StoreResult<StripeEventOutcome> {
     StripeEventOutcome::parse(value)
 }
 
+/// Serialises the Stripe bookkeeping (see the module header): an advisory lock
+/// held to the end of the transaction on PostgreSQL; nothing on SQLite, whose
+/// write transactions begin `IMMEDIATE`.
+pub(crate) async fn lock_stripe<D: BillingDb>(db: &mut D) -> StoreResult<()> {
+    if D::BACKEND == crate::Backend::Postgres {
+        db.execute("select pg_advisory_xact_lock(7261006)", &[])
+            .await?;
+    }
+    Ok(())
+}
+
+/// Records a processed event inside `db`; one recorded before keeps its record.
+/// Returns 1 when recorded now, 0 when it was recorded before.
+pub(crate) async fn record_stripe_event_in<D: BillingDb>(
+    db: &mut D,
+    record: &StripeEventRecord,
+) -> StoreResult<u64> {
+    let booked_at = (record.outcome == StripeEventOutcome::Booked).then_some(record.at.millis());
+    db.execute(
+        "insert into stripe_events (id, event_type, outcome, received_at, booked_at) \
+         values ($1, $2, $3, $4, $5) on conflict (id) do nothing",
+        &args![
+            &record.event_id,
+            &record.event_type,
+            record.outcome.as_str(),
+            record.at.millis(),
+            booked_at,
+        ],
+    )
+    .await
+}
+
+/// Links charges to their invoice inside `db` (under the Stripe lock) and
+/// returns the parked events now linked to it.
+pub(crate) async fn link_stripe_charge_in<D: BillingDb>(
+    db: &mut D,
+    link: &StripeChargeLink,
+) -> StoreResult<Vec<StripePendingEvent>> {
+    lock_stripe(db).await?;
+    for alias in link.aliases.iter().filter(|a| !a.is_empty()) {
+        // A charge pays one invoice: the first link stays.
+        db.execute(
+            "insert into stripe_aliases (alias, invoice_id, created_at) values ($1, $2, $3) \
+             on conflict (alias) do nothing",
+            &args![alias, &link.invoice_id, link.now.millis()],
+        )
+        .await?;
+    }
+    let rows: Vec<PendingTuple> = db
+        .fetch_all(
+            "select p.event_id, p.event_type, p.payload, p.received_at from stripe_pending_events p \
+             where exists (select 1 from stripe_aliases a where a.invoice_id = $1 \
+               and (a.alias = p.charge_id or a.alias = p.payment_intent_id)) \
+             order by p.received_at, p.event_id",
+            &args![&link.invoice_id],
+        )
+        .await?;
+    Ok(rows.into_iter().map(pending_row).collect())
+}
+
 macro_rules! stripe_store {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// Serialises the Stripe bookkeeping (see the module header): an
-            /// advisory lock held to the end of the transaction on PostgreSQL;
-            /// nothing on SQLite, whose write transactions begin `IMMEDIATE`.
             async fn lock_stripe(tx: &mut sqlx::Transaction<'_, $db>) -> $crate::StoreResult<()> {
-                if Self::BACKEND == $crate::Backend::Postgres {
-                    sqlx::query("select pg_advisory_xact_lock(7261006)")
-                        .execute(&mut **tx)
-                        .await?;
-                }
-                Ok(())
+                $crate::stripe_sql::lock_stripe(tx).await
             }
 
-            /// Records a processed event inside `tx`; one recorded before keeps its record.
             async fn record_stripe_event_in(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 record: &$crate::stripe_sql::StripeEventRecord,
             ) -> $crate::StoreResult<()> {
-                let booked_at = (record.outcome == $crate::stripe_sql::StripeEventOutcome::Booked)
-                    .then_some(record.at.millis());
-                sqlx::query(
-                    "insert into stripe_events (id, event_type, outcome, received_at, booked_at) \
-                     values ($1, $2, $3, $4, $5) on conflict (id) do nothing",
-                )
-                .bind(&record.event_id)
-                .bind(&record.event_type)
-                .bind(record.outcome.as_str())
-                .bind(record.at.millis())
-                .bind(booked_at)
-                .execute(&mut **tx)
-                .await?;
+                $crate::stripe_sql::record_stripe_event_in(tx, record).await?;
                 Ok(())
             }
 
-            /// Links charges to their invoice inside `tx` (under the Stripe lock) and
-            /// returns the parked events now linked to it.
             async fn link_stripe_charge_in(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 link: &$crate::stripe_sql::StripeChargeLink,
             ) -> $crate::StoreResult<Vec<$crate::stripe_sql::StripePendingEvent>> {
-                Self::lock_stripe(tx).await?;
-                for alias in link.aliases.iter().filter(|a| !a.is_empty()) {
-                    // A charge pays one invoice: the first link stays.
-                    sqlx::query(
-                        "insert into stripe_aliases (alias, invoice_id, created_at) values ($1, $2, $3) \
-                         on conflict (alias) do nothing",
-                    )
-                    .bind(alias)
-                    .bind(&link.invoice_id)
-                    .bind(link.now.millis())
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                let rows: Vec<$crate::stripe_sql::PendingTuple> = sqlx::query_as(
-                    "select p.event_id, p.event_type, p.payload, p.received_at from stripe_pending_events p \
-                     where exists (select 1 from stripe_aliases a where a.invoice_id = $1 \
-                       and (a.alias = p.charge_id or a.alias = p.payment_intent_id)) \
-                     order by p.received_at, p.event_id",
-                )
-                .bind(&link.invoice_id)
-                .fetch_all(&mut **tx)
-                .await?;
-                Ok(rows.into_iter().map($crate::stripe_sql::pending_row).collect())
+                $crate::stripe_sql::link_stripe_charge_in(tx, link).await
             }
 
             async fn stripe_alias_in(
