@@ -240,6 +240,8 @@ pub(crate) struct InvoiceState {
     /// new in the report with the event that brings their payment, not with a
     /// later reinstatement that brings the revenue back.
     pub payment_loaded: bool,
+    /// Whether this transaction created the row: the invoice has no ledger lot yet.
+    pub fresh: bool,
 }
 
 impl InvoiceState {
@@ -303,6 +305,7 @@ impl InvoiceState {
             review_round: round,
             revenue_loaded: 0,
             payment_loaded: false,
+            fresh: false,
         };
         state.revenue_loaded = state.revenue();
         state.payment_loaded = state.invoice.payment.is_some();
@@ -675,11 +678,33 @@ pub(crate) async fn lock_invoice<D: BillingDb>(
     now: Timestamp,
 ) -> StoreResult<InvoiceState> {
     if create {
-        db.execute(
-            "insert into invoices (id, created_at, updated_at) values ($1, $2, $2) on conflict (id) do nothing",
-            &args![id, now.millis()],
-        )
-        .await?;
+        let created = db
+            .execute(
+                "insert into invoices (id, created_at, updated_at) values ($1, $2, $2) on conflict (id) do nothing",
+                &args![id, now.millis()],
+            )
+            .await?;
+        if created == 1 {
+            // A row this transaction just made (and so holds locked): its
+            // columns are the defaults, nothing refers to it yet, and reading it
+            // back would cost three statements on every first payment.
+            let row = (
+                id.to_owned(),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                review_str(Review::NotNeeded).to_owned(),
+                0,
+                0,
+            );
+            let mut state = InvoiceState::from_row(row, Vec::new(), Vec::new())?;
+            state.fresh = true;
+            return Ok(state);
+        }
     }
     let sql = format!(
         "select {INVOICE_COLUMNS} from invoices where id = $1{}",
@@ -757,17 +782,24 @@ pub(crate) async fn lock_money<D: BillingDb>(
     currency: Currency,
     now: Timestamp,
 ) -> StoreResult<PartnerMoney> {
-    db.execute(
-        "insert into partner_money (partner_id, currency, updated_at) values ($1, $2, $3) \
-         on conflict (partner_id, currency) do nothing",
-        &args![partner_id, currency.code(), now.millis()],
-    )
-    .await?;
     let sql = format!(
         "select {BALANCE_COLUMNS} from partner_money where partner_id = $1 and currency = $2{}",
         row_lock(D::BACKEND)
     );
-    let row: BalanceTuple = fetch_one(db, &sql, &args![partner_id, currency.code()]).await?;
+    // The row exists but for a partner's first booking in a currency: read it
+    // first, and create it (then read it locked) only when it is missing.
+    let row = match fetch_optional(db, &sql, &args![partner_id, currency.code()]).await? {
+        Some(row) => row,
+        None => {
+            db.execute(
+                "insert into partner_money (partner_id, currency, updated_at) values ($1, $2, $3) \
+                 on conflict (partner_id, currency) do nothing",
+                &args![partner_id, currency.code(), now.millis()],
+            )
+            .await?;
+            fetch_one::<BalanceTuple, _>(db, &sql, &args![partner_id, currency.code()]).await?
+        }
+    };
     let mut money = PartnerMoney::new(partner_id, currency);
     money.balances = balances(row);
     Ok(money)
@@ -886,7 +918,9 @@ async fn book_invoice_change<D: BillingDb>(
     };
     let before = state.invoice.booked;
     let mut money = lock_money(db, payment.partner_id, payment.currency, now).await?;
-    load_lot(db, &mut money, &state.invoice.id).await?;
+    if !state.fresh {
+        load_lot(db, &mut money, &state.invoice.id).await?;
+    }
     let transfers = partnerd_domain::ledger::book_commission_change(
         &mut money,
         &mut state.invoice,
@@ -916,13 +950,16 @@ async fn report_money_change<D: BillingDb>(
     let arrived = !state.payment_loaded && payment.amount > 0;
     let mut customers = 0;
     if arrived {
-        let (earlier,): (i64,) = fetch_one(
+        // The first such invoice answers: a customer with many invoices is
+        // not counted through (this runs for every payment).
+        let earlier: Option<(String,)> = fetch_optional(
             db,
-            "select count(*) from invoices where customer_id = $1 and id <> $2 and amount > 0 and partner_id is not null",
+            "select id from invoices where customer_id = $1 and id <> $2 and amount > 0 \
+             and partner_id is not null limit 1",
             &args![&state.customer_id, &state.invoice.id],
         )
         .await?;
-        customers = i64::from(earlier == 0);
+        customers = i64::from(earlier.is_none());
     }
     if revenue == 0 && commission == 0 && customers == 0 {
         return Ok(());
@@ -1288,40 +1325,61 @@ async fn billing_event_in<D: BillingDb>(
     }
 }
 
+/// How a batch's events are kept apart inside its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isolation {
+    /// No savepoints: the common case, where every event is booked. A refused
+    /// event ends the run ([`billing_batch_in`] answers `None`) and the caller
+    /// rolls the transaction back and runs the batch again `Savepoints`.
+    Optimistic,
+    /// Each event in a savepoint of its own, so a refused one rolls back alone
+    /// and the others stay.
+    Savepoints,
+}
+
 /// [`MoneyStore::record_billing_batch`](crate::MoneyStore::record_billing_batch)
-/// inside a transaction the caller began and commits when this is `Ok`: each
-/// event in a savepoint of its own, so a refused one rolls back alone and the
-/// others stay. A database failure may have rolled back the whole transaction
-/// (SQLite does on a full disk or an I/O error), so the batch fails as one and
-/// every caller retries, rather than being told of bookings that are gone.
+/// inside a transaction the caller began and commits when this is `Ok(Some)`.
+/// Savepoints cost every event a copy of each page it touches (and PostgreSQL
+/// two round trips), and refusals are rare, so a batch is run `Optimistic`
+/// first; `Ok(None)` means an event was refused: roll back, run again with
+/// [`Isolation::Savepoints`] (same database state, same answers). A database
+/// failure may have rolled back the whole transaction (SQLite does on a full
+/// disk or an I/O error), so the batch fails as one and every caller retries,
+/// rather than being told of bookings that are gone.
 pub(crate) async fn billing_batch_in<D: BillingDb>(
     db: &mut D,
-    events: Vec<BillingEvent>,
+    events: &[BillingEvent],
+    isolation: Isolation,
     hold_days: i64,
     now: Timestamp,
-) -> StoreResult<Vec<StoreResult<(BillingAnswer, bool)>>> {
+) -> StoreResult<Option<Vec<StoreResult<(BillingAnswer, bool)>>>> {
+    let savepoints = isolation == Isolation::Savepoints;
     let mut results = Vec::with_capacity(events.len());
     for event in events {
-        db.execute("savepoint billing_event", &[]).await?;
-        let result = billing_event_in(db, event, hold_days, now).await;
+        if savepoints {
+            db.execute("savepoint billing_event", &[]).await?;
+        }
+        let result = billing_event_in(db, event.clone(), hold_days, now).await;
         match result {
             Err(
                 err @ (StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Corrupt(_)),
             ) => {
                 return Err(err);
             }
-            Ok(_) => {
+            Ok(_) if savepoints => {
                 db.execute("release savepoint billing_event", &[]).await?;
             }
-            Err(_) => {
+            Ok(_) => {}
+            Err(_) if savepoints => {
                 db.execute("rollback to savepoint billing_event", &[])
                     .await?;
                 db.execute("release savepoint billing_event", &[]).await?;
             }
+            Err(_) => return Ok(None),
         }
         results.push(result);
     }
-    Ok(results)
+    Ok(Some(results))
 }
 
 macro_rules! money_store {
@@ -1334,8 +1392,19 @@ macro_rules! money_store {
                 hold_days: i64,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<Vec<$crate::StoreResult<($crate::money::BillingAnswer, bool)>>> {
+                use $crate::money_sql::{billing_batch_in, Isolation};
                 let mut tx = self.write().await?;
-                let results = $crate::money_sql::billing_batch_in(&mut tx, events, hold_days, now).await?;
+                if let Some(results) =
+                    billing_batch_in(&mut tx, &events, Isolation::Optimistic, hold_days, now).await?
+                {
+                    tx.commit().await?;
+                    return Ok(results);
+                }
+                tx.rollback().await?;
+                let mut tx = self.write().await?;
+                let results = billing_batch_in(&mut tx, &events, Isolation::Savepoints, hold_days, now)
+                    .await?
+                    .ok_or_else(|| $crate::money_sql::corrupt("a batch with savepoints gave up"))?;
                 tx.commit().await?;
                 Ok(results)
             }

@@ -320,16 +320,22 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             // A panic inside a batch rolled its transaction back when it unwound
             // (the rusqlite transaction's drop); the connection is still sound.
+            use crate::money_sql::{Isolation, RusqliteDb, billing_batch_in, run_ready};
             let mut connection = connection.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let results = crate::money_sql::run_ready(crate::money_sql::billing_batch_in(
-                &mut crate::money_sql::RusqliteDb(&tx),
-                events,
-                hold_days,
-                now,
-            ))??;
-            tx.commit()?;
-            Ok(results)
+            // Optimistic first, with savepoints again only after a refusal
+            // (see `Isolation`); dropping the first transaction rolls it back.
+            for isolation in [Isolation::Optimistic, Isolation::Savepoints] {
+                let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut db = RusqliteDb(&tx);
+                let run = billing_batch_in(&mut db, &events, isolation, hold_days, now);
+                if let Some(results) = run_ready(run)?? {
+                    tx.commit()?;
+                    return Ok(results);
+                }
+            }
+            Err(StoreError::Corrupt(
+                "a batch with savepoints gave up".into(),
+            ))
         })
         .await
         .map_err(|e| StoreError::Corrupt(format!("the billing writer stopped: {e}")))?

@@ -295,15 +295,20 @@ pub(crate) async fn link_stripe_charge_in<D: BillingDb>(
         )
         .await?;
     }
-    let rows: Vec<PendingTuple> = db
+    let mut rows: Vec<PendingTuple> = db
         .fetch_all(
+            // Written so both engines look the parked events up by their
+            // charge and payment-intent indexes, not by scanning them all;
+            // ordered here, as the few rows there are, rather than through a
+            // temporary b-tree on every payment.
             "select p.event_id, p.event_type, p.payload, p.received_at from stripe_pending_events p \
-             where exists (select 1 from stripe_aliases a where a.invoice_id = $1 \
-               and (a.alias = p.charge_id or a.alias = p.payment_intent_id)) \
-             order by p.received_at, p.event_id",
+             where p.charge_id in (select alias from stripe_aliases where invoice_id = $1) \
+                or p.payment_intent_id in (select alias from stripe_aliases where invoice_id = $1)",
             &args![&link.invoice_id],
         )
         .await?;
+    // Oldest first, as they were received.
+    rows.sort_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0)));
     Ok(rows.into_iter().map(pending_row).collect())
 }
 

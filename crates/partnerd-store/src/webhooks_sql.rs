@@ -668,24 +668,38 @@ macro_rules! webhook_store {
                 let Some(upto) = upto else {
                     return Ok(outcome);
                 };
+                let endpoints = Self::enabled_endpoints(&mut tx).await?;
                 // Every leg of every booking touched in (cursor, upto], so an event
-                // always sees its whole booking even when a batch ends inside it.
+                // always sees its whole booking even when a batch ends inside it;
+                // with no endpoint to deliver to, none is read, only passed.
                 let sql = format!(
                     "select {} from ledger_transfers where source in \
                      (select source from ledger_transfers where id > $1 and id <= $2) order by id",
                     $crate::money_sql::TRANSFER_COLUMNS
                 );
-                let rows: Vec<$crate::money_sql::TransferTuple> = sqlx::query_as(&sql)
+                let rows: Vec<$crate::money_sql::TransferTuple> = if endpoints.is_empty() {
+                    let (passed,): (i64,) = sqlx::query_as(
+                        "select count(*) from ledger_transfers where id > $1 and id <= $2",
+                    )
                     .bind(cursor)
                     .bind(upto)
-                    .fetch_all(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await?;
-                outcome.transfers = rows.iter().filter(|r| r.0 > cursor && r.0 <= upto).count();
+                    outcome.transfers = usize::try_from(passed).unwrap_or(0);
+                    Vec::new()
+                } else {
+                    let rows: Vec<$crate::money_sql::TransferTuple> = sqlx::query_as(&sql)
+                        .bind(cursor)
+                        .bind(upto)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    outcome.transfers = rows.iter().filter(|r| r.0 > cursor && r.0 <= upto).count();
+                    rows
+                };
                 let rows = rows
                     .into_iter()
                     .map($crate::money_sql::transfer_row)
                     .collect::<$crate::StoreResult<Vec<_>>>()?;
-                let endpoints = Self::enabled_endpoints(&mut tx).await?;
                 let mut public_ids: std::collections::HashMap<i64, String> =
                     std::collections::HashMap::new();
                 for (first_id, booked_at, transfers) in $crate::webhooks_sql::group_bookings(rows) {
