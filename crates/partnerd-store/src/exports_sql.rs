@@ -195,11 +195,11 @@ macro_rules! export_store {
                 since: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<Vec<partnerd_domain::Timestamp>> {
                 // The same customers as `new_paying_customers`.
-                let rows: Vec<(i64,)> = sqlx::query_as(
-                    "select first_paid from (select customer_id, min(paid_at) as first_paid from invoices \
-                     where partner_id = $1 and amount > 0 group by customer_id) firsts \
-                     where first_paid >= $2 order by first_paid",
-                )
+                let sql = format!(
+                    "select first_paid from ({}) firsts where first_paid >= $2 order by first_paid",
+                    $crate::money_sql::FIRST_PAYMENTS
+                );
+                let rows: Vec<(i64,)> = sqlx::query_as(&sql)
                 .bind(partner_id)
                 .bind(since.millis())
                 .fetch_all(&self.pool)

@@ -206,6 +206,15 @@ pub(crate) fn payout_item_row(row: PayoutTuple) -> StoreResult<PayoutItemRow> {
 }
 
 /// `invoices` columns, in [`InvoiceState::from_row`]'s order.
+/// PROGRAM.md's new paying customers of partner `$1`, each with `first_paid`:
+/// a customer credited to the partner counts once, on the date of the first
+/// payment that was not refunded in full (a payment refunded in full is as if it
+/// never was, so a later payment may still make the customer count). R-ACC-4.
+pub(crate) const FIRST_PAYMENTS: &str = "select customer_id, min(paid_at) as first_paid from invoices i \
+     where partner_id = $1 and amount > 0 \
+     and amount > (select coalesce(sum(r.amount), 0) from invoice_refunds r where r.invoice_id = i.id) \
+     group by customer_id";
+
 pub(crate) const INVOICE_COLUMNS: &str = "id, customer_id, subscription_id, partner_id, currency, amount, commission_rate, paid_at, review, review_round, booked";
 
 pub(crate) type InvoiceTuple = (
@@ -2116,10 +2125,11 @@ macro_rules! money_store {
                 partner_id: i64,
                 since: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<i64> {
-                let (count,): (i64,) = sqlx::query_as(
-                    "select count(*) from (select customer_id, min(paid_at) as first_paid from invoices \
-                     where partner_id = $1 and amount > 0 group by customer_id) firsts where first_paid >= $2",
-                )
+                let sql = format!(
+                    "select count(*) from ({}) firsts where first_paid >= $2",
+                    $crate::money_sql::FIRST_PAYMENTS
+                );
+                let (count,): (i64,) = sqlx::query_as(&sql)
                 .bind(partner_id)
                 .bind(since.millis())
                 .fetch_one(&self.pool)

@@ -10,7 +10,7 @@ use partnerd_store::Store;
 use partnerd_store::money::NewWithdrawal;
 
 use crate::fixtures::*;
-use crate::money::{HOLD_DAYS, credited_partner, day, payment, refund};
+use crate::money::{HOLD_DAYS, credit, credited_partner, day, payment, refund};
 
 fn withdrawal(id: &str, partner_id: i64, now: partnerd_domain::Timestamp) -> NewWithdrawal {
     NewWithdrawal {
@@ -208,5 +208,51 @@ conformance!(
             store.new_paying_customers(ann, day(0)).await.unwrap(),
             store.first_payments_since(ann, day(0)).await.unwrap().len() as i64
         );
+
+        // PROGRAM.md: a first payment refunded in full does not make a new paying
+        // customer; partly refunded it does, and so does a later payment kept.
+        credit(store, ann, "cus_c", 20, false).await;
+        credit(store, ann, "cus_d", 20, false).await;
+        for (invoice, customer, at) in [("in_c1", "cus_c", 36), ("in_d1", "cus_d", 36)] {
+            store
+                .record_payment(
+                    payment(invoice, customer, 10_000, day(at)),
+                    HOLD_DAYS,
+                    day(at),
+                )
+                .await
+                .unwrap();
+        }
+        store
+            .record_refund(refund("re_c1", "in_c1", 6_000), HOLD_DAYS, day(37))
+            .await
+            .unwrap();
+        store
+            .record_refund(refund("re_c2", "in_c1", 4_000), HOLD_DAYS, day(38))
+            .await
+            .unwrap();
+        store
+            .record_refund(refund("re_d1", "in_d1", 9_999), HOLD_DAYS, day(37))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.first_payments_since(ann, day(1)).await.unwrap(),
+            vec![day(36)],
+            "cus_d counts (refunded in part), cus_c does not (refunded in full)"
+        );
+        assert_eq!(store.new_paying_customers(ann, day(1)).await.unwrap(), 1);
+        store
+            .record_payment(
+                payment("in_c2", "cus_c", 10_000, day(50)),
+                HOLD_DAYS,
+                day(50),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.first_payments_since(ann, day(1)).await.unwrap(),
+            vec![day(36), day(50)]
+        );
+        assert_eq!(store.new_paying_customers(ann, day(1)).await.unwrap(), 2);
     }
 );

@@ -53,7 +53,13 @@ pub(crate) async fn credited_partner(
 }
 
 /// Credits `customer` to the partner at `rate` (R-AFF-4, R-COM-1).
-async fn credit(store: &dyn Store, partner_id: i64, customer: &str, rate: i64, review: bool) {
+pub(crate) async fn credit(
+    store: &dyn Store,
+    partner_id: i64,
+    customer: &str,
+    rate: i64,
+    review: bool,
+) {
     let (_, created) = store
         .record_signup(NewSignup {
             customer_id: customer.into(),
