@@ -1242,9 +1242,10 @@ async fn record_chargeback_in<D: BillingDb>(
 }
 
 /// [`BillingEvent::StripePayment`]: the event's record, the charge links, then
-/// the payment; or a refusal (and, once the caller rolls back, nothing at all)
-/// when the event was processed before, the customer has no sign-up yet, or
-/// parked events wait for the invoice.
+/// the payment; or a refusal when the event was processed before, the customer
+/// has no sign-up yet (both before anything is written: see
+/// [`refused_before_writing`]), or parked events wait for the invoice (once the
+/// caller rolls back, nothing at all).
 async fn stripe_payment_in<D: BillingDb>(
     db: &mut D,
     payment: NewPayment,
@@ -1254,14 +1255,24 @@ async fn stripe_payment_in<D: BillingDb>(
     now: Timestamp,
 ) -> StoreResult<(BillingAnswer, bool)> {
     use crate::money::{STRIPE_EVENT_SEEN, STRIPE_NO_SIGNUP, STRIPE_PARKED_WAITING};
-    // The record first: it is there if and only if the event was processed
-    // (on PostgreSQL a concurrent delivery waits here for the first to commit).
-    if crate::stripe_sql::record_stripe_event_in(db, record).await? == 0 {
+    // The record is there if and only if the event was processed.
+    let seen: Option<(String,)> = fetch_optional(
+        db,
+        "select id from stripe_events where id = $1",
+        &args![&record.event_id],
+    )
+    .await?;
+    if seen.is_some() {
         return Err(StoreError::Invalid(STRIPE_EVENT_SEEN));
     }
     let credit = read_credit(db, &payment.customer_id).await?;
     if credit.is_none() {
         return Err(StoreError::Invalid(STRIPE_NO_SIGNUP));
+    }
+    // On PostgreSQL a concurrent delivery of the same event waits here for the
+    // first to commit, and then writes nothing.
+    if crate::stripe_sql::record_stripe_event_in(db, record).await? == 0 {
+        return Err(StoreError::Invalid(STRIPE_EVENT_SEEN));
     }
     // Linking takes the Stripe bookkeeping's lock (see stripe_sql.rs), so a
     // refund being parked at this moment cannot miss the link.
@@ -1334,12 +1345,22 @@ async fn billing_event_in<D: BillingDb>(
     }
 }
 
+/// Whether `err` refused an event before it wrote anything, so that a batch
+/// without savepoints goes on past it: what a Stripe payment of a customer
+/// without a sign-up gets (most of a vendor's customers were referred by
+/// nobody), and a replay. Any other refusal may follow writes.
+fn refused_before_writing(err: &StoreError) -> bool {
+    use crate::money::{STRIPE_EVENT_SEEN, STRIPE_NO_SIGNUP};
+    matches!(err, StoreError::Invalid(reason) if *reason == STRIPE_EVENT_SEEN || *reason == STRIPE_NO_SIGNUP)
+}
+
 /// How a batch's events are kept apart inside its transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Isolation {
-    /// No savepoints: the common case, where every event is booked. A refused
-    /// event ends the run ([`billing_batch_in`] answers `None`) and the caller
-    /// rolls the transaction back and runs the batch again `Savepoints`.
+    /// No savepoints: the common case, where every event is booked. An event
+    /// refused after it may have written ends the run ([`billing_batch_in`]
+    /// answers `None`) and the caller rolls the transaction back and runs the
+    /// batch again `Savepoints`.
     Optimistic,
     /// Each event in a savepoint of its own, so a refused one rolls back alone
     /// and the others stay.
@@ -1384,6 +1405,7 @@ pub(crate) async fn billing_batch_in<D: BillingDb>(
                     .await?;
                 db.execute("release savepoint billing_event", &[]).await?;
             }
+            Err(ref err) if refused_before_writing(err) => {}
             Err(_) => return Ok(None),
         }
         results.push(result);

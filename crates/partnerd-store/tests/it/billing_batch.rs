@@ -1,10 +1,13 @@
 //! Group commit of billing events (`record_billing_batch`): one transaction,
-//! a savepoint per event, so a refused event books nothing and sinks none of
-//! the others, and every answer is the one the single-event call would give.
+//! in which a refused event books nothing and sinks none of the others, and
+//! every answer is the one the single-event call would give.
 
 use std::sync::Arc;
 
-use partnerd_store::money::BillingEvent;
+use partnerd_store::money::{
+    BillingEvent, EventKey, EventOrigin, STRIPE_EVENT_SEEN, STRIPE_NO_SIGNUP,
+};
+use partnerd_store::stripe_sql::{StripeChargeLink, StripeEventOutcome, StripeEventRecord};
 use partnerd_store::{Store, StoreError};
 
 use crate::money::{HOLD_DAYS, assert_sound, balances, credited_partner, day, payment, refund};
@@ -156,6 +159,77 @@ conformance!(
             .await
             .unwrap();
         remove().await.unwrap();
+        assert_sound(store).await;
+    }
+);
+
+/// A Stripe `invoice.paid` as the webhook books it.
+fn stripe_payment(event: &str, invoice: &str, customer: &str, amount: i64) -> BillingEvent {
+    let mut new = payment(invoice, customer, amount, day(1));
+    new.event = EventKey::new(EventOrigin::Stripe, event);
+    BillingEvent::StripePayment {
+        payment: new,
+        link: StripeChargeLink {
+            invoice_id: invoice.into(),
+            aliases: vec![format!("ch_{invoice}")],
+            now: day(1),
+        },
+        record: StripeEventRecord {
+            event_id: event.into(),
+            event_type: "invoice.paid".into(),
+            outcome: StripeEventOutcome::Booked,
+            at: day(1),
+        },
+    }
+}
+
+conformance!(
+    stripe_payments_of_unknown_customers_and_replays_are_refused_without_a_trace,
+    |store: Arc<dyn Store>| async move {
+        let store = &*store;
+        let partner = credited_partner(store, "ann", "cus_1", 20).await;
+        let results = store
+            .record_billing_batch(
+                vec![
+                    stripe_payment("evt_1", "in_1", "cus_1", 10_000),
+                    // Nobody referred this customer: no sign-up yet.
+                    stripe_payment("evt_2", "in_2", "cus_nobody", 10_000),
+                    // A redelivery of evt_1 in the same batch.
+                    stripe_payment("evt_1", "in_1", "cus_1", 10_000),
+                    stripe_payment("evt_3", "in_3", "cus_1", 5_000),
+                ],
+                HOLD_DAYS,
+                day(1),
+            )
+            .await
+            .expect("the batch commits");
+        assert_eq!(results.len(), 4);
+        assert_eq!(
+            results[0].as_ref().expect("evt_1 is booked").0.booked,
+            2_000
+        );
+        assert!(
+            matches!(results[1], Err(StoreError::Invalid(reason)) if reason == STRIPE_NO_SIGNUP),
+            "{:?}",
+            results[1]
+        );
+        assert!(
+            matches!(results[2], Err(StoreError::Invalid(reason)) if reason == STRIPE_EVENT_SEEN),
+            "{:?}",
+            results[2]
+        );
+        assert_eq!(
+            results[3].as_ref().expect("evt_3 is booked").0.booked,
+            1_000
+        );
+
+        // The refused payment left nothing: not even the event's record.
+        assert_eq!(store.stripe_event_outcome("evt_2").await.unwrap(), None);
+        assert_eq!(
+            store.stripe_event_outcome("evt_1").await.unwrap(),
+            Some(StripeEventOutcome::Booked)
+        );
+        assert_eq!(balances(store, partner).await.held, 3_000);
         assert_sound(store).await;
     }
 );
