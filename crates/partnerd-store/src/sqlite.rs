@@ -223,21 +223,32 @@ fn checkpoint_in_background(pool: SqlitePool, stop: Arc<AtomicBool>) {
 }
 
 fn open_click_connection(path: &std::path::Path) -> StoreResult<rusqlite::Connection> {
+    // Clicks are not money: a power cut may lose the last batches, never corrupt.
+    open_writer_connection(path, "normal")
+}
+
+/// A writer's own connection (the click writer's, the billing writer's).
+fn open_writer_connection(
+    path: &std::path::Path,
+    synchronous: &str,
+) -> StoreResult<rusqlite::Connection> {
     let connection = rusqlite::Connection::open(path)?;
     connection.busy_timeout(Duration::from_secs(10))?;
     connection.pragma_update(None, "journal_mode", "wal")?;
-    connection.pragma_update(None, "synchronous", "normal")?;
+    connection.pragma_update(None, "synchronous", synchronous)?;
     connection.pragma_update(None, "foreign_keys", "on")?;
     connection.pragma_update(None, "temp_store", "memory")?;
-    // Today's counters and visitors stay in memory between batches instead of
-    // being read back from the file (SQLite's default is 2 MiB).
+    // What the writer touches (today's counters and visitors; the money rows,
+    // the ledger's and invoices' last pages and index paths) stays in memory
+    // between batches instead of being read back from the file (SQLite's
+    // default is 2 MiB).
     connection.pragma_update(None, "cache_size", -32768)?;
-    // Checkpoints run beside the writer (`checkpoint_in_background`): one inside
-    // a batch's commit holds up every redirect waiting on that batch (SQLite's
-    // default of 1000 pages put p99 at half load at 8 ms, against 3 ms). But a
-    // checkpoint beside a writer that never pauses cannot finish, and only a
-    // finished one lets the WAL start over: so at 40 MiB the writer checkpoints
-    // itself, which bounds the WAL under a flood.
+    // Checkpoints run beside the writers (`checkpoint_in_background`): one inside
+    // a batch's commit holds up every caller waiting on that batch (SQLite's
+    // default of 1000 pages put the redirect's p99 at half load at 8 ms, against
+    // 3 ms). But a checkpoint beside a writer that never pauses cannot finish,
+    // and only a finished one lets the WAL start over: so at 40 MiB the writer
+    // checkpoints itself, which bounds the WAL under a flood.
     connection.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     Ok(connection)
 }
@@ -343,18 +354,9 @@ impl SqliteStore {
 }
 
 fn open_billing_connection(path: &std::path::Path) -> StoreResult<rusqlite::Connection> {
-    let connection = rusqlite::Connection::open(path)?;
-    connection.busy_timeout(Duration::from_secs(10))?;
-    connection.pragma_update(None, "journal_mode", "wal")?;
-    connection.pragma_update(None, "synchronous", "full")?;
-    connection.pragma_update(None, "foreign_keys", "on")?;
-    connection.pragma_update(None, "temp_store", "memory")?;
-    // The pages a booking touches (the money rows, the ledger's and invoices'
-    // last pages and index paths) stay cached between batches (32 MiB).
-    connection.pragma_update(None, "cache_size", -32768)?;
-    // The background checkpointer copies the WAL back, not a booking's commit
-    // (as for the click writer; see open_click_connection).
-    connection.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    // Money: every commit is on the disk before its callers are answered.
+    let connection = open_writer_connection(path, "full")?;
+    // A batch's ~20 distinct statements, and the rarer paths' besides.
     connection.set_prepared_statement_cache_capacity(64);
     Ok(connection)
 }

@@ -672,11 +672,6 @@ macro_rules! webhook_store {
                 // Every leg of every booking touched in (cursor, upto], so an event
                 // always sees its whole booking even when a batch ends inside it;
                 // with no endpoint to deliver to, none is read, only passed.
-                let sql = format!(
-                    "select {} from ledger_transfers where source in \
-                     (select source from ledger_transfers where id > $1 and id <= $2) order by id",
-                    $crate::money_sql::TRANSFER_COLUMNS
-                );
                 let rows: Vec<$crate::money_sql::TransferTuple> = if endpoints.is_empty() {
                     let (passed,): (i64,) = sqlx::query_as(
                         "select count(*) from ledger_transfers where id > $1 and id <= $2",
@@ -688,6 +683,11 @@ macro_rules! webhook_store {
                     outcome.transfers = usize::try_from(passed).unwrap_or(0);
                     Vec::new()
                 } else {
+                    let sql = format!(
+                        "select {} from ledger_transfers where source in \
+                         (select source from ledger_transfers where id > $1 and id <= $2) order by id",
+                        $crate::money_sql::TRANSFER_COLUMNS
+                    );
                     let rows: Vec<$crate::money_sql::TransferTuple> = sqlx::query_as(&sql)
                         .bind(cursor)
                         .bind(upto)
@@ -708,9 +708,6 @@ macro_rules! webhook_store {
                     let Some(first) = transfers.first() else { continue };
                     let (source, partner_id, currency) =
                         (first.source.clone(), first.partner_id, first.currency);
-                    if endpoints.is_empty() {
-                        continue;
-                    }
                     let public_id = match public_ids.get(&partner_id) {
                         Some(known) => known.clone(),
                         None => {
