@@ -7,7 +7,7 @@
 # fresh SQLite data directory with a Stripe signing secret, and the verify-only
 # baseline (`partnerd-webhooks baseline`: reads, verifies and parses each event, no
 # database) on free loopback ports. `partnerd-webhooks drive` credits customers to a
-# partner through the API, then posts distinct signed `invoice.paid` events of ~3 KB
+# partner through the API, then posts distinct signed `invoice.paid` events of ~5 KB
 # to `/webhooks/stripe` over keep-alive connections; partnerd answers 200 only after
 # the commit that booked the event. Runs alternate between the servers; the median of
 # BENCH_RUNS runs counts. Afterwards it checks that every event was booked once

@@ -249,8 +249,15 @@ pub(crate) struct InvoiceState {
     /// new in the report with the event that brings their payment, not with a
     /// later reinstatement that brings the revenue back.
     pub payment_loaded: bool,
-    /// Whether this transaction created the row: the invoice has no ledger lot yet.
+    /// Whether the row was missing when loaded: the invoice has no ledger lot yet.
     pub fresh: bool,
+    /// Whether the row is in the database. A payment's missing row is not
+    /// inserted empty and updated at the end: [`save_invoice`] inserts it once,
+    /// with its values (the update, with the indexes it changed, was the
+    /// costliest statement of a booking).
+    pub stored: bool,
+    /// The customer's sign-up, when this event read it already.
+    pub signup: Option<SignupRow>,
 }
 
 impl InvoiceState {
@@ -315,6 +322,8 @@ impl InvoiceState {
             revenue_loaded: 0,
             payment_loaded: false,
             fresh: false,
+            stored: true,
+            signup: None,
         };
         state.revenue_loaded = state.revenue();
         state.payment_loaded = state.invoice.payment.is_some();
@@ -443,6 +452,7 @@ record_tuple!(A 0);
 record_tuple!(A 0, B 1);
 record_tuple!(A 0, B 1, C 2);
 record_tuple!(A 0, B 1, C 2, D 3);
+record_tuple!(A 0, B 1, C 2, D 3, E 4, F 5);
 record_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
 record_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
 
@@ -678,15 +688,49 @@ async fn finish_event<D: BillingDb>(
     Ok(())
 }
 
-/// Loads and locks an invoice with its refunds and chargebacks, creating its
-/// row first when `create` (an event may name a payment that has not arrived yet).
+/// What [`lock_invoice`] does when the invoice has no row yet: an event may
+/// name a payment that has not arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IfMissing {
+    /// `NotFound`.
+    Fail,
+    /// Insert the empty row now: the event's own rows (a refund's, a
+    /// chargeback's) refer to it.
+    Insert,
+    /// Leave the row to [`save_invoice`], which inserts it once with its
+    /// values (a payment's).
+    Defer,
+}
+
+/// Loads and locks an invoice with its refunds and chargebacks.
 pub(crate) async fn lock_invoice<D: BillingDb>(
     db: &mut D,
     id: &str,
-    create: bool,
+    missing: IfMissing,
     now: Timestamp,
 ) -> StoreResult<InvoiceState> {
-    if create {
+    // A row that is not there yet: its columns are the defaults and nothing
+    // refers to it, so there is nothing more to read.
+    let missing_row = |stored: bool| -> StoreResult<InvoiceState> {
+        let row = (
+            id.to_owned(),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            review_str(Review::NotNeeded).to_owned(),
+            0,
+            0,
+        );
+        let mut state = InvoiceState::from_row(row, Vec::new(), Vec::new())?;
+        state.fresh = true;
+        state.stored = stored;
+        Ok(state)
+    };
+    if missing == IfMissing::Insert {
         let created = db
             .execute(
                 "insert into invoices (id, created_at, updated_at) values ($1, $2, $2) on conflict (id) do nothing",
@@ -694,34 +738,20 @@ pub(crate) async fn lock_invoice<D: BillingDb>(
             )
             .await?;
         if created == 1 {
-            // A row this transaction just made (and so holds locked): its
-            // columns are the defaults, nothing refers to it yet, and reading it
-            // back would cost three statements on every first payment.
-            let row = (
-                id.to_owned(),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                review_str(Review::NotNeeded).to_owned(),
-                0,
-                0,
-            );
-            let mut state = InvoiceState::from_row(row, Vec::new(), Vec::new())?;
-            state.fresh = true;
-            return Ok(state);
+            // This transaction made the row, and so holds it locked.
+            return missing_row(true);
         }
     }
     let sql = format!(
         "select {INVOICE_COLUMNS} from invoices where id = $1{}",
         row_lock(D::BACKEND)
     );
-    let row: InvoiceTuple = fetch_optional(db, &sql, &args![id])
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    let Some(row) = fetch_optional::<InvoiceTuple, _>(db, &sql, &args![id]).await? else {
+        return match missing {
+            IfMissing::Defer => missing_row(false),
+            IfMissing::Fail | IfMissing::Insert => Err(StoreError::NotFound),
+        };
+    };
     let refunds: Vec<(String, i64)> = db
         .fetch_all(
             "select id, amount from invoice_refunds where invoice_id = $1",
@@ -736,6 +766,12 @@ pub(crate) async fn lock_invoice<D: BillingDb>(
         .await?;
     InvoiceState::from_row(row, refunds, chargebacks)
 }
+
+/// Why a deferred invoice row could not be inserted: another transaction (on
+/// PostgreSQL, another node) inserted it since this one looked. Refused, not
+/// failed: a batch runs the event again, and then finds the row.
+pub const INVOICE_RACED: &str =
+    "the payment was recorded at the same moment by another request; retry";
 
 pub(crate) async fn save_invoice<D: BillingDb>(
     db: &mut D,
@@ -760,26 +796,37 @@ pub(crate) async fn save_invoice<D: BillingDb>(
         ),
         (None, None) => (None, None, None, None, None),
     };
-    db.execute(
+    let sql = if state.stored {
         "update invoices set customer_id = $2, subscription_id = $3, partner_id = $4, currency = $5, \
          amount = $6, commission_rate = $7, paid_at = $8, review = $9, review_round = $10, booked = $11, \
-         updated_at = $12 where id = $1",
-        &args![
-            &invoice.id,
-            &state.customer_id,
-            &state.subscription_id,
-            partner,
-            code,
-            amount,
-            rate,
-            paid_at,
-            review_str(invoice.review),
-            state.review_round,
-            invoice.booked,
-            now.millis(),
-        ],
-    )
-    .await?;
+         updated_at = $12 where id = $1"
+    } else {
+        "insert into invoices (id, customer_id, subscription_id, partner_id, currency, amount, \
+         commission_rate, paid_at, review, review_round, booked, created_at, updated_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) on conflict (id) do nothing"
+    };
+    let written = db
+        .execute(
+            sql,
+            &args![
+                &invoice.id,
+                &state.customer_id,
+                &state.subscription_id,
+                partner,
+                code,
+                amount,
+                rate,
+                paid_at,
+                review_str(invoice.review),
+                state.review_round,
+                invoice.booked,
+                now.millis(),
+            ],
+        )
+        .await?;
+    if written == 0 && !state.stored {
+        return Err(StoreError::Invalid(INVOICE_RACED));
+    }
     Ok(())
 }
 
@@ -913,40 +960,13 @@ pub(crate) async fn write_booking<D: BillingDb>(
     Ok(())
 }
 
-/// Books what the invoice's latest event changed (I4) on the credited
-/// partner's book; returns the delta booked (0 before the payment).
-async fn book_invoice_change<D: BillingDb>(
-    db: &mut D,
-    state: &mut InvoiceState,
-    source: Source,
-    hold_days: i64,
-    now: Timestamp,
-) -> StoreResult<i64> {
-    let Some(payment) = state.invoice.payment.clone() else {
-        return Ok(0);
-    };
-    let before = state.invoice.booked;
-    let mut money = lock_money(db, payment.partner_id, payment.currency, now).await?;
-    if !state.fresh {
-        load_lot(db, &mut money, &state.invoice.id).await?;
-    }
-    let transfers = partnerd_domain::ledger::book_commission_change(
-        &mut money,
-        &mut state.invoice,
-        source,
-        hold_days,
-        now,
-    )?;
-    write_booking(db, &money, &transfers, now).await?;
-    Ok(state.invoice.booked - before)
-}
-
 /// R-REP-2: what a billing event changed in the report's paying customers,
 /// revenue and commission, on the report row of the customer's sign-up
 /// (campaign and term) at the hour of the payment, in the same transaction as
 /// the booking. A customer counts once, with the first of their payments to
-/// arrive. (Not yet: PROGRAM.md's exception for a first payment refunded in
-/// full; the report still counts that customer, the ledger is not affected.)
+/// arrive (their sign-up keeps that it was counted). (Not yet: PROGRAM.md's
+/// exception for a first payment refunded in full; the report still counts
+/// that customer, the ledger is not affected.)
 async fn report_money_change<D: BillingDb>(
     db: &mut D,
     state: &InvoiceState,
@@ -957,29 +977,37 @@ async fn report_money_change<D: BillingDb>(
     };
     let revenue = state.revenue() - state.revenue_loaded;
     let arrived = !state.payment_loaded && payment.amount > 0;
+    if revenue == 0 && commission == 0 && !arrived {
+        return Ok(());
+    }
+    let Some(customer) = state.customer_id.as_deref() else {
+        return Ok(());
+    };
+    let signup = match &state.signup {
+        Some(signup) => Some(signup.clone()),
+        None => read_signup(db, customer).await?,
+    };
+    let Some(signup) = signup else {
+        // A credited payment always has its sign-up (they are never deleted).
+        return Err(corrupt(format!(
+            "the credited customer {customer} has no sign-up"
+        )));
+    };
     let mut customers = 0;
-    if arrived {
-        // The first such invoice answers: a customer with many invoices is
-        // not counted through (this runs for every payment).
-        let earlier: Option<(String,)> = fetch_optional(
-            db,
-            "select id from invoices where customer_id = $1 and id <> $2 and amount > 0 \
-             and partner_id is not null limit 1",
-            &args![&state.customer_id, &state.invoice.id],
-        )
-        .await?;
-        customers = i64::from(earlier.is_none());
+    if arrived && !signup.counted {
+        // Conditional, so that on PostgreSQL the second of two first payments
+        // at once waits for the first and then counts nothing.
+        let counted = db
+            .execute(
+                "update signups set report_counted = 1 where customer_id = $1 and report_counted = 0",
+                &args![customer],
+            )
+            .await?;
+        customers = i64::from(counted == 1);
     }
     if revenue == 0 && commission == 0 && customers == 0 {
         return Ok(());
     }
-    let row: Option<(Option<i64>, Option<String>)> = fetch_optional(
-        db,
-        "select campaign_id, utm_term from signups where customer_id = $1",
-        &args![&state.customer_id],
-    )
-    .await?;
-    let (campaign, term) = row.unwrap_or_default();
     db.execute(
         "insert into report_money (partner_id, hour, campaign_id, utm_term, currency, customers, revenue, commission) \
          values ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -990,8 +1018,8 @@ async fn report_money_change<D: BillingDb>(
         &args![
             payment.partner_id,
             payment.paid_at.millis().div_euclid(3_600_000),
-            campaign.unwrap_or(0),
-            term.as_deref().unwrap_or_default(),
+            signup.campaign_id.unwrap_or(0),
+            signup.utm_term.as_deref().unwrap_or_default(),
             payment.currency.code(),
             customers,
             revenue,
@@ -1002,15 +1030,41 @@ async fn report_money_change<D: BillingDb>(
     Ok(())
 }
 
-/// The end of every billing event on an invoice: the invoice and the event's answer.
+/// The end of every billing event on an invoice: books what the event changed
+/// (I4) on the credited partner's book, then writes the invoice (first: the
+/// ledger lot refers to it), the booking, the report's change and the event's
+/// answer.
 async fn finish_invoice_event<D: BillingDb>(
     db: &mut D,
     key: &EventKey,
-    state: &InvoiceState,
-    booked: i64,
+    state: &mut InvoiceState,
+    source: Source,
+    hold_days: i64,
     now: Timestamp,
 ) -> StoreResult<BillingAnswer> {
+    let before = state.invoice.booked;
+    let booking = match state.invoice.payment.clone() {
+        Some(payment) => {
+            let mut money = lock_money(db, payment.partner_id, payment.currency, now).await?;
+            if !state.fresh {
+                load_lot(db, &mut money, &state.invoice.id).await?;
+            }
+            let transfers = partnerd_domain::ledger::book_commission_change(
+                &mut money,
+                &mut state.invoice,
+                source,
+                hold_days,
+                now,
+            )?;
+            Some((money, transfers))
+        }
+        None => None,
+    };
     save_invoice(db, state, now).await?;
+    if let Some((money, transfers)) = &booking {
+        write_booking(db, money, transfers, now).await?;
+    }
+    let booked = state.invoice.booked - before;
     report_money_change(db, state, booked).await?;
     let answer = state.answer(booked);
     finish_event(db, key, &answer).await?;
@@ -1028,18 +1082,55 @@ async fn record_payment_in<D: BillingDb>(
     record_payment_credited(db, payment, None, hold_days, now).await
 }
 
-/// The customer's sign-up as a payment reads it: partner, rate, review.
-type Credit = Option<(Option<i64>, Option<i64>, i64)>;
+/// The customer's sign-up as a billing event reads it.
+#[derive(Debug, Clone)]
+pub(crate) struct SignupRow {
+    /// R-AFF-4: the credited partner; `None` when nobody is.
+    partner_id: Option<i64>,
+    /// R-COM-1: the rate fixed when the customer was credited.
+    rate: Option<i64>,
+    /// R-AFF-7: credited, and held for review.
+    review: bool,
+    /// R-REP-2: the report row the customer's money counts on.
+    campaign_id: Option<i64>,
+    utm_term: Option<String>,
+    /// R-REP-2: whether the report counted the customer as paying already.
+    counted: bool,
+}
 
-/// R-AFF-4, R-COM-1: who is credited for the customer's payments, and at
-/// which rate: fixed when the customer was credited.
-async fn read_credit<D: BillingDb>(db: &mut D, customer_id: &str) -> StoreResult<Credit> {
-    fetch_optional(
+/// A sign-up row as [`read_signup`] selects it.
+type SignupTuple = (
+    Option<i64>,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    i64,
+);
+
+/// The customer's sign-up, if they have one: who is credited for their
+/// payments, at which rate, and where the report counts them.
+async fn read_signup<D: BillingDb>(
+    db: &mut D,
+    customer_id: &str,
+) -> StoreResult<Option<SignupRow>> {
+    let row: Option<SignupTuple> = fetch_optional(
         db,
-        "select partner_id, commission_rate, review from signups where customer_id = $1",
+        "select partner_id, commission_rate, review, campaign_id, utm_term, report_counted \
+         from signups where customer_id = $1",
         &args![customer_id],
     )
-    .await
+    .await?;
+    Ok(row.map(
+        |(partner_id, rate, review, campaign_id, utm_term, counted)| SignupRow {
+            partner_id,
+            rate,
+            review: review != 0,
+            campaign_id,
+            utm_term,
+            counted: counted != 0,
+        },
+    ))
 }
 
 /// [`record_payment_in`] with the customer's sign-up when the caller read it
@@ -1047,7 +1138,7 @@ async fn read_credit<D: BillingDb>(db: &mut D, customer_id: &str) -> StoreResult
 async fn record_payment_credited<D: BillingDb>(
     db: &mut D,
     payment: NewPayment,
-    credit: Option<Credit>,
+    signup: Option<Option<SignupRow>>,
     hold_days: i64,
     now: Timestamp,
 ) -> StoreResult<(BillingAnswer, bool)> {
@@ -1056,7 +1147,7 @@ async fn record_payment_credited<D: BillingDb>(
     if let Some(answer) = claim_event(db, &payment.event, "payment", &request, now).await? {
         return Ok((answer, true));
     }
-    let mut state = lock_invoice(db, &payment.payment_id, true, now).await?;
+    let mut state = lock_invoice(db, &payment.payment_id, IfMissing::Defer, now).await?;
     let replayed = if let Some(known) = state.invoice.payment.clone() {
         // Already recorded (another event id, or the API and Stripe both): the
         // domain compares the amount and currency.
@@ -1081,23 +1172,31 @@ async fn record_payment_credited<D: BillingDb>(
         }
         true
     } else {
-        let credit = match credit {
-            Some(credit) => credit,
-            None => read_credit(db, &payment.customer_id).await?,
+        let signup = match signup {
+            Some(signup) => signup,
+            None => read_signup(db, &payment.customer_id).await?,
         };
-        if let Some((Some(partner_id), Some(rate), review)) = credit {
-            let rate = CommissionRate::from_percent(rate).map_err(corrupt)?;
+        if let Some(
+            credited @ SignupRow {
+                partner_id: Some(partner_id),
+                rate: Some(rate),
+                ..
+            },
+        ) = &signup
+        {
+            let rate = CommissionRate::from_percent(*rate).map_err(corrupt)?;
             state
                 .invoice
                 .record_payment(Payment {
-                    partner_id,
+                    partner_id: *partner_id,
                     currency: payment.currency,
                     amount: payment.amount,
                     rate,
                     paid_at: payment.paid_at,
-                    under_review: review != 0,
+                    under_review: credited.review,
                 })
                 .map_err(LedgerError::from)?;
+            state.signup = signup;
         } else {
             if payment.amount < 0 {
                 return Err(StoreError::Ledger(
@@ -1123,8 +1222,8 @@ async fn record_payment_credited<D: BillingDb>(
     let source = Source::Commission {
         payment: payment.payment_id.clone(),
     };
-    let booked = book_invoice_change(db, &mut state, source, hold_days, now).await?;
-    let answer = finish_invoice_event(db, &payment.event, &state, booked, now).await?;
+    let answer =
+        finish_invoice_event(db, &payment.event, &mut state, source, hold_days, now).await?;
     Ok((answer, replayed))
 }
 
@@ -1150,7 +1249,7 @@ async fn record_refund_in<D: BillingDb>(
     if owner.is_some_and(|(invoice,)| invoice != refund.payment_id) {
         return Err(StoreError::Conflict { field: "refund id" });
     }
-    let mut state = lock_invoice(db, &refund.payment_id, true, now).await?;
+    let mut state = lock_invoice(db, &refund.payment_id, IfMissing::Insert, now).await?;
     let recorded = state
         .invoice
         .record_refund(&refund.refund_id, refund.amount)
@@ -1165,8 +1264,8 @@ async fn record_refund_in<D: BillingDb>(
     let source = Source::Refund {
         refund: refund.refund_id.clone(),
     };
-    let booked = book_invoice_change(db, &mut state, source, hold_days, now).await?;
-    let answer = finish_invoice_event(db, &refund.event, &state, booked, now).await?;
+    let answer =
+        finish_invoice_event(db, &refund.event, &mut state, source, hold_days, now).await?;
     Ok((answer, recorded == Recorded::Replay))
 }
 
@@ -1198,7 +1297,7 @@ async fn record_chargeback_in<D: BillingDb>(
             field: "chargeback id",
         });
     }
-    let mut state = lock_invoice(db, &chargeback.payment_id, true, now).await?;
+    let mut state = lock_invoice(db, &chargeback.payment_id, IfMissing::Insert, now).await?;
     let id = chargeback.chargeback_id.clone();
     let (recorded, source) = match chargeback.change {
         ChargebackChange::Withdrawn => (
@@ -1236,8 +1335,8 @@ async fn record_chargeback_in<D: BillingDb>(
         )
         .await?;
     }
-    let booked = book_invoice_change(db, &mut state, source, hold_days, now).await?;
-    let answer = finish_invoice_event(db, &chargeback.event, &state, booked, now).await?;
+    let answer =
+        finish_invoice_event(db, &chargeback.event, &mut state, source, hold_days, now).await?;
     Ok((answer, recorded == Recorded::Replay))
 }
 
@@ -1255,22 +1354,25 @@ async fn stripe_payment_in<D: BillingDb>(
     now: Timestamp,
 ) -> StoreResult<(BillingAnswer, bool)> {
     use crate::money::{STRIPE_EVENT_SEEN, STRIPE_NO_SIGNUP, STRIPE_PARKED_WAITING};
-    // The record is there if and only if the event was processed.
-    let seen: Option<(String,)> = fetch_optional(
-        db,
-        "select id from stripe_events where id = $1",
-        &args![&record.event_id],
-    )
-    .await?;
-    if seen.is_some() {
-        return Err(StoreError::Invalid(STRIPE_EVENT_SEEN));
+    let signup = read_signup(db, &payment.customer_id).await?;
+    if signup.is_none() {
+        // The record is there if and only if the event was processed: a
+        // replay is answered as one, not parked again.
+        let seen: Option<(String,)> = fetch_optional(
+            db,
+            "select id from stripe_events where id = $1",
+            &args![&record.event_id],
+        )
+        .await?;
+        return Err(StoreError::Invalid(if seen.is_some() {
+            STRIPE_EVENT_SEEN
+        } else {
+            STRIPE_NO_SIGNUP
+        }));
     }
-    let credit = read_credit(db, &payment.customer_id).await?;
-    if credit.is_none() {
-        return Err(StoreError::Invalid(STRIPE_NO_SIGNUP));
-    }
-    // On PostgreSQL a concurrent delivery of the same event waits here for the
-    // first to commit, and then writes nothing.
+    // A replay changes nothing here (`on conflict do nothing`), so it is still
+    // refused before writing. On PostgreSQL a concurrent delivery of the same
+    // event waits here for the first to commit.
     if crate::stripe_sql::record_stripe_event_in(db, record).await? == 0 {
         return Err(StoreError::Invalid(STRIPE_EVENT_SEEN));
     }
@@ -1280,7 +1382,7 @@ async fn stripe_payment_in<D: BillingDb>(
     if !parked.is_empty() {
         return Err(StoreError::Invalid(STRIPE_PARKED_WAITING));
     }
-    record_payment_credited(db, payment, Some(credit), hold_days, now).await
+    record_payment_credited(db, payment, Some(signup), hold_days, now).await
 }
 
 /// [`MoneyStore::cancel_subscription`](crate::MoneyStore::cancel_subscription)
@@ -1476,10 +1578,10 @@ macro_rules! money_store {
             async fn lock_invoice(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 id: &str,
-                create: bool,
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<$crate::money_sql::InvoiceState> {
-                $crate::money_sql::lock_invoice(tx, id, create, now).await
+                use $crate::money_sql::IfMissing;
+                $crate::money_sql::lock_invoice(tx, id, IfMissing::Fail, now).await
             }
 
             async fn save_invoice(
@@ -1694,7 +1796,7 @@ macro_rules! money_store {
             ) -> $crate::StoreResult<()> {
                 let now = audit.at;
                 let mut tx = self.write().await?;
-                let mut state = Self::lock_invoice(&mut tx, payment_id, false, now).await?;
+                let mut state = Self::lock_invoice(&mut tx, payment_id, now).await?;
                 let Some(payment) = state.invoice.payment.clone() else {
                     return Err($crate::StoreError::Ledger(
                         partnerd_domain::commission::CommissionError::NoPayment(payment_id.to_owned()).into(),
@@ -1720,7 +1822,7 @@ macro_rules! money_store {
                 now: partnerd_domain::Timestamp,
             ) -> $crate::StoreResult<()> {
                 let mut tx = self.write().await?;
-                let mut state = Self::lock_invoice(&mut tx, payment_id, false, now).await?;
+                let mut state = Self::lock_invoice(&mut tx, payment_id, now).await?;
                 let Some(payment) = state.invoice.payment.clone() else {
                     return Err($crate::StoreError::Ledger(
                         partnerd_domain::commission::CommissionError::NoPayment(payment_id.to_owned()).into(),
@@ -1749,7 +1851,7 @@ macro_rules! money_store {
             ) -> $crate::StoreResult<()> {
                 let now = audit.at;
                 let mut tx = self.write().await?;
-                let mut state = Self::lock_invoice(&mut tx, payment_id, false, now).await?;
+                let mut state = Self::lock_invoice(&mut tx, payment_id, now).await?;
                 let Some(payment) = state.invoice.payment.clone() else {
                     return Err($crate::StoreError::Ledger(
                         partnerd_domain::commission::CommissionError::NoPayment(payment_id.to_owned()).into(),

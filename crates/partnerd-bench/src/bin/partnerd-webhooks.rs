@@ -2,7 +2,7 @@
 //!
 //! `drive` sets up a credited program through the integration API (a partner,
 //! then `--customers` sign-ups credited to it), builds `--events` distinct
-//! Stripe `invoice.paid` events of about 3 KB (the shape Stripe sends), signs
+//! Stripe `invoice.paid` events of about 5 KB (as Stripe sends them), signs
 //! each with the endpoint's secret, and posts them to `/webhooks/stripe` over
 //! `--connections` keep-alive connections as fast as the server answers. Every
 //! answer counts only when it is `200`: partnerd answers after the commit that

@@ -121,3 +121,55 @@ async fn sign_ups_in_two_processes_with_one_address_create_one_partner() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_whose_invoice_row_another_process_creates_meanwhile_is_booked_once() {
+    use sqlx::Connection;
+
+    use crate::money::{HOLD_DAYS, assert_sound, balances, credited_partner, day, payment};
+
+    let Some((db, first, _second)) = two_processes(
+        "a_payment_whose_invoice_row_another_process_creates_meanwhile_is_booked_once",
+    )
+    .await
+    else {
+        return;
+    };
+    let url = db.url.clone();
+    with_database(db, async move {
+        let partner = credited_partner(&*first, "ann", "cus_race", 20).await;
+        // Another process's transaction creates the invoice's row (a refund
+        // that arrived first does) and has not committed yet when the payment
+        // looks for the row: the payment plans on a missing row, and its insert
+        // waits for the other transaction, then finds the row taken.
+        let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+        let mut tx = other.begin().await.unwrap();
+        sqlx::query("insert into invoices (id, created_at, updated_at) values ('in_race', 0, 0)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let store = first.clone();
+        let booking = tokio::spawn(async move {
+            store
+                .record_payment(
+                    payment("in_race", "cus_race", 10_000, day(1)),
+                    HOLD_DAYS,
+                    day(1),
+                )
+                .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(
+            !booking.is_finished(),
+            "the payment waits for the other transaction"
+        );
+        tx.commit().await.unwrap();
+        let (answer, replayed) = booking.await.unwrap().expect("booked on the existing row");
+        assert!(!replayed);
+        assert_eq!((answer.commission, answer.booked), (2_000, 2_000));
+        assert_eq!(balances(&*first, partner).await.held, 2_000);
+        // The row holds the payment (I4 would not hold otherwise).
+        assert_sound(&*first).await;
+    })
+    .await;
+}
