@@ -983,18 +983,26 @@ async fn report_money_change<D: BillingDb>(
     let Some(customer) = state.customer_id.as_deref() else {
         return Ok(());
     };
+    let read;
     let signup = match &state.signup {
-        Some(signup) => Some(signup.clone()),
-        None => read_signup(db, customer).await?,
+        Some(signup) => Some(signup),
+        None => {
+            read = read_signup(db, customer).await?;
+            read.as_ref()
+        }
     };
-    let Some(signup) = signup else {
-        // A credited payment always has its sign-up (they are never deleted).
-        return Err(corrupt(format!(
-            "the credited customer {customer} has no sign-up"
-        )));
-    };
+    // A credited payment always has its sign-up, and sign-ups are never
+    // deleted; were one missing, the money would still be reported (on the
+    // default link's row) and nobody counted as a customer.
+    let (campaign, term, counted) = signup.map_or((None, None, true), |signup| {
+        (
+            signup.campaign_id,
+            signup.utm_term.as_deref(),
+            signup.counted,
+        )
+    });
     let mut customers = 0;
-    if arrived && !signup.counted {
+    if arrived && !counted {
         // Conditional, so that on PostgreSQL the second of two first payments
         // at once waits for the first and then counts nothing.
         let counted = db
@@ -1018,8 +1026,8 @@ async fn report_money_change<D: BillingDb>(
         &args![
             payment.partner_id,
             payment.paid_at.millis().div_euclid(3_600_000),
-            signup.campaign_id.unwrap_or(0),
-            signup.utm_term.as_deref().unwrap_or_default(),
+            campaign.unwrap_or(0),
+            term.unwrap_or_default(),
             payment.currency.code(),
             customers,
             revenue,
