@@ -160,6 +160,13 @@ pub const STRIPE_EVENT_SEEN: &str = "the Stripe event was processed before";
 /// sign-up yet, so the payment waits for it (R-AFF-4).
 pub const STRIPE_NO_SIGNUP: &str = "the Stripe customer has no sign-up yet";
 
+/// Why a payment was not booked: its invoice had no row when the payment
+/// looked, and another transaction (on PostgreSQL, another node) inserted one
+/// before the payment could. Refused, not failed: a batch runs the event again,
+/// and then finds the row.
+pub const INVOICE_RACED: &str =
+    "the payment was recorded at the same moment by another request; retry";
+
 /// What a billing event was answered; stored with the event, so a replay gets
 /// the same answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

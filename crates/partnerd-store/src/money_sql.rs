@@ -767,12 +767,6 @@ pub(crate) async fn lock_invoice<D: BillingDb>(
     InvoiceState::from_row(row, refunds, chargebacks)
 }
 
-/// Why a deferred invoice row could not be inserted: another transaction (on
-/// PostgreSQL, another node) inserted it since this one looked. Refused, not
-/// failed: a batch runs the event again, and then finds the row.
-pub const INVOICE_RACED: &str =
-    "the payment was recorded at the same moment by another request; retry";
-
 pub(crate) async fn save_invoice<D: BillingDb>(
     db: &mut D,
     state: &InvoiceState,
@@ -825,7 +819,7 @@ pub(crate) async fn save_invoice<D: BillingDb>(
         )
         .await?;
     if written == 0 && !state.stored {
-        return Err(StoreError::Invalid(INVOICE_RACED));
+        return Err(StoreError::Invalid(crate::money::INVOICE_RACED));
     }
     Ok(())
 }
