@@ -1,15 +1,15 @@
 //! What a batch of clicks adds to the report's counters, worked out in memory
-//! once, so each backend only writes rows: the clicks, one `report_visitors` row
-//! per visitor new to its day, and one `report_rollups` upsert per report row.
+//! once, so each backend only writes rows: the clicks, the visitors new to their
+//! day in `report_visitors`, and one `report_rollups` upsert per report row.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
 use crate::NewClick;
 
 const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// A report row in one hour: (UTC hour, partner, campaign (0: the default link), term).
 pub(crate) type RollupKey = (i64, i64, i64, String);
@@ -58,6 +58,71 @@ impl ClickTally {
             self.counters.entry(row.clone()).or_default()[2] += 1;
         }
     }
+}
+
+/// The visitors a SQLite click writer has counted, by UTC day: what its
+/// `report_visitors` log holds for the newest day seen and the day before (the
+/// days the housekeeping keeps), so a batch looks its visitors up here instead of
+/// in a b-tree keyed by hashes, where each new visitor dirtied a page of its own.
+/// The log is the truth: a batch first reads the rows other connections appended
+/// after `synced_to`.
+#[derive(Debug, Default)]
+pub(crate) struct SeenVisitors {
+    days: BTreeMap<i64, HashSet<i64>>,
+    /// The newest log row read or written; `None` until the log is first read.
+    pub(crate) synced_to: Option<i64>,
+}
+
+impl SeenVisitors {
+    /// Whether `day` is one this memory holds whole: the newest day seen or the
+    /// one before it. An older day (only with a clock set back) must be read from
+    /// the log.
+    pub(crate) fn holds(&self, day: i64) -> bool {
+        self.newest().is_none_or(|newest| day >= newest - 1)
+    }
+
+    pub(crate) fn contains(&self, (day, key): &VisitorKey) -> bool {
+        self.days.get(day).is_some_and(|keys| keys.contains(key))
+    }
+
+    /// The keys of the log row `id`.
+    pub(crate) fn add(&mut self, id: i64, day: i64, keys: impl IntoIterator<Item = i64>) {
+        self.synced_to = self.synced_to.max(Some(id));
+        self.days.entry(day).or_default().extend(keys);
+    }
+
+    /// Forgets the days before the day before the newest: nothing looks them up.
+    pub(crate) fn prune(&mut self) {
+        if let Some(newest) = self.newest() {
+            self.days = self.days.split_off(&(newest - 1));
+        }
+    }
+
+    /// Forgets the days the log no longer holds: the housekeeping deletes the days
+    /// before a cutoff, so they are those before its oldest (`None`: it is empty).
+    pub(crate) fn forget_before(&mut self, oldest_logged: Option<i64>) {
+        match oldest_logged {
+            Some(day) => self.days = self.days.split_off(&day),
+            None => self.days.clear(),
+        }
+    }
+
+    fn newest(&self) -> Option<i64> {
+        self.days.last_key_value().map(|(day, _)| *day)
+    }
+}
+
+/// Visitor keys as a `report_visitors` log row holds them: 8 bytes each, big-endian.
+pub(crate) fn encode_keys(keys: &[i64]) -> Vec<u8> {
+    keys.iter().flat_map(|key| key.to_be_bytes()).collect()
+}
+
+/// The keys of a log row; `None` when its length is not a multiple of 8.
+pub(crate) fn decode_keys(blob: &[u8]) -> Option<impl Iterator<Item = i64> + '_> {
+    blob.len().is_multiple_of(8).then(|| {
+        blob.chunks_exact(8)
+            .map(|chunk| i64::from_be_bytes(chunk.try_into().expect("chunks of 8")))
+    })
 }
 
 /// One integer for "this visitor on this report row": 64 bits of SHA-256 of the
@@ -116,6 +181,46 @@ mod tests {
         let row = |hour| (hour, 7, 0, String::new());
         assert_eq!(tally.counters[&row(1)], [1, 0, 1]);
         assert_eq!(tally.counters[&row(2)], [1, 1, 0]);
+    }
+
+    #[test]
+    fn keys_survive_their_encoding_and_a_torn_blob_is_refused() {
+        let keys = [0, -1, i64::MIN, i64::MAX, 0x0102_0304_0506_0708];
+        let blob = encode_keys(&keys);
+        assert_eq!(
+            &blob[32..],
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            "big-endian, as SQL's printf('%016x') writes"
+        );
+        assert_eq!(decode_keys(&blob).unwrap().collect::<Vec<_>>(), keys);
+        assert!(decode_keys(&blob[..7]).is_none());
+    }
+
+    #[test]
+    fn seen_visitors_keep_the_newest_day_and_the_one_before() {
+        let mut seen = SeenVisitors::default();
+        assert!(seen.holds(3), "nothing seen yet: the log has nothing newer");
+        seen.add(4, 10, [1, 2]);
+        seen.add(3, 9, [3]);
+        seen.add(2, 8, [4]);
+        assert_eq!(
+            seen.synced_to,
+            Some(4),
+            "the newest row, whatever the order"
+        );
+        seen.prune();
+        assert!(seen.contains(&(10, 1)) && seen.contains(&(9, 3)));
+        assert!(!seen.contains(&(8, 4)), "two days old: forgotten");
+        assert!(!seen.contains(&(10, 3)), "another day's visitor");
+        assert!(seen.holds(9) && !seen.holds(8));
+        seen.forget_before(Some(10));
+        assert!(
+            seen.contains(&(10, 1)) && !seen.contains(&(9, 3)),
+            "day 9 was deleted"
+        );
+        seen.forget_before(None);
+        assert!(!seen.contains(&(10, 1)), "the log is empty");
+        assert_eq!(seen.synced_to, Some(4), "the log's ids still only grow");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! front instead of failing half-way with `SQLITE_BUSY` when it upgrades from a
 //! read; `synchronous=FULL` because money is booked here.
 
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +17,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::clicks::ClickTally;
+use crate::clicks::{ClickTally, DAY_MS, SeenVisitors, decode_keys, encode_keys};
 use crate::exports_sql::export_store;
 use crate::money_sql::money_store;
 use crate::shared::shared_store;
@@ -34,7 +36,7 @@ pub struct SqliteStore {
     /// durable against a crash of partnerd but is not fsynced until the next
     /// checkpoint or `FULL` commit. Clicks are not money; this halves a batch's
     /// latency, which is what the redirect waits for. Money stays on `pool` (FULL).
-    clicks: Arc<Mutex<rusqlite::Connection>>,
+    clicks: Arc<Mutex<ClickConnection>>,
     /// The billing writer's own connection (see "Billing batches" below).
     billing: Arc<Mutex<rusqlite::Connection>>,
     /// Tells the background checkpointer to stop when the store goes.
@@ -83,7 +85,10 @@ impl SqliteStore {
         checkpoint_in_background(pool.clone(), stop_checkpoints.clone());
         Ok(Self {
             pool,
-            clicks: Arc::new(Mutex::new(clicks)),
+            clicks: Arc::new(Mutex::new(ClickConnection {
+                connection: clicks,
+                seen: SeenVisitors::default(),
+            })),
             billing: Arc::new(Mutex::new(billing)),
             stop_checkpoints,
         })
@@ -105,7 +110,8 @@ impl SqliteStore {
             // A panic inside a batch rolled its transaction back when it unwound;
             // the connection itself is still sound.
             let mut connection = connection.lock().unwrap_or_else(|p| p.into_inner());
-            write_clicks(&mut connection, &clicks)
+            let ClickConnection { connection, seen } = &mut *connection;
+            write_clicks(connection, seen, &clicks)
         })
         .await
         .map_err(|e| StoreError::Corrupt(format!("the click writer stopped: {e}")))?
@@ -253,11 +259,26 @@ fn open_writer_connection(
     Ok(connection)
 }
 
+/// The click writer's connection and the visitors it has counted (see
+/// `SeenVisitors`): a batch that fails to commit adds none of its own to `seen`.
+struct ClickConnection {
+    connection: rusqlite::Connection,
+    seen: SeenVisitors,
+}
+
 /// The clicks, the visitors new to their day and the counters, in one
 /// `BEGIN IMMEDIATE` transaction: all or nothing.
-fn write_clicks(connection: &mut rusqlite::Connection, clicks: &[NewClick]) -> StoreResult<()> {
+fn write_clicks(
+    connection: &mut rusqlite::Connection,
+    seen: &mut SeenVisitors,
+    clicks: &[NewClick],
+) -> StoreResult<()> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut new_visitors: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    let mut logged = Vec::new();
     {
+        catch_up_with_the_log(&tx, seen, clicks)?;
+
         let mut insert = tx.prepare_cached(
             "insert into clicks (id, partner_id, campaign_id, at, utm_term, sub1, sub2, sub3, sub4, sub5, \
              referrer_host, agent, network, visitor, own_session) \
@@ -283,16 +304,37 @@ fn write_clicks(connection: &mut rusqlite::Connection, clicks: &[NewClick]) -> S
                 c.own_session,
             ])?;
         }
+
         let mut tally = ClickTally::new(clicks);
-        let mut visit = tx.prepare_cached(
-            "insert into report_visitors (day, visitor_key) values (?1, ?2) on conflict do nothing",
-        )?;
+        // A day older than the two kept in memory (a clock set back) is read whole
+        // from the log for this batch.
+        let mut old_days: BTreeMap<i64, HashSet<i64>> = BTreeMap::new();
+        let mut of_day =
+            tx.prepare_cached("select id, day, keys from report_visitors where day = ?1")?;
         let visitors: Vec<_> = tally.visitors.keys().copied().collect();
         for visitor in &visitors {
-            if visit.execute(rusqlite::params![visitor.0, visitor.1])? == 1 {
+            let (day, key) = *visitor;
+            let counted = if seen.holds(day) {
+                seen.contains(visitor)
+            } else {
+                if let Entry::Vacant(entry) = old_days.entry(day) {
+                    let old = entry.insert(HashSet::new());
+                    read_log(&mut of_day, [day], |_, _, keys| old.extend(keys))?;
+                }
+                old_days[&day].contains(&key)
+            };
+            if !counted {
                 tally.count_new_visitor(visitor);
+                new_visitors.entry(day).or_default().push(key);
             }
         }
+        let mut log =
+            tx.prepare_cached("insert into report_visitors (day, keys) values (?1, ?2)")?;
+        for (day, keys) in &new_visitors {
+            log.execute(rusqlite::params![day, encode_keys(keys)])?;
+            logged.push(tx.last_insert_rowid());
+        }
+
         let mut upsert = tx.prepare_cached(
             "insert into report_rollups (hour, partner_id, campaign_id, utm_term, clicks, bot_clicks, unique_visitors) \
              values (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
@@ -308,6 +350,76 @@ fn write_clicks(connection: &mut rusqlite::Connection, clicks: &[NewClick]) -> S
         }
     }
     tx.commit()?;
+    for ((day, keys), id) in new_visitors.into_iter().zip(logged) {
+        seen.add(id, day, keys);
+    }
+    seen.prune();
+    Ok(())
+}
+
+/// Brings `seen` up to what the log holds, inside the batch's transaction (its
+/// write lock keeps anyone from logging more until the commit): the rows other
+/// connections appended since this one last looked, less the days the
+/// housekeeping deleted. At first, the rows of the day before the batch's newest
+/// and after: the log may still hold older days.
+fn catch_up_with_the_log(
+    tx: &rusqlite::Transaction<'_>,
+    seen: &mut SeenVisitors,
+    clicks: &[NewClick],
+) -> StoreResult<()> {
+    let synced_to = match seen.synced_to {
+        Some(id) => id,
+        None => {
+            let last: i64 = tx.query_row(
+                "select coalesce(max(id), 0) from report_visitors",
+                [],
+                |row| row.get(0),
+            )?;
+            let newest_day = clicks
+                .iter()
+                .map(|c| c.at.millis().div_euclid(DAY_MS))
+                .max();
+            let mut recent = tx.prepare(
+                "select id, day, keys from report_visitors where day >= ?1 and id <= ?2",
+            )?;
+            read_log(
+                &mut recent,
+                [newest_day.unwrap_or(0) - 1, last],
+                |id, day, keys| seen.add(id, day, keys),
+            )?;
+            seen.synced_to = Some(last);
+            last
+        }
+    };
+    let mut newer =
+        tx.prepare_cached("select id, day, keys from report_visitors where id > ?1 order by id")?;
+    read_log(&mut newer, [synced_to], |id, day, keys| {
+        seen.add(id, day, keys)
+    })?;
+    let oldest: Option<i64> =
+        tx.query_row("select min(day) from report_visitors", [], |row| row.get(0))?;
+    seen.forget_before(oldest);
+    seen.prune();
+    Ok(())
+}
+
+/// Hands each `report_visitors` row a query of `id, day, keys` returns to `each`.
+fn read_log<P: rusqlite::Params>(
+    statement: &mut rusqlite::Statement<'_>,
+    params: P,
+    mut each: impl FnMut(i64, i64, &mut dyn Iterator<Item = i64>),
+) -> StoreResult<()> {
+    let mut rows = statement.query(params)?;
+    while let Some(row) = rows.next()? {
+        let blob: Vec<u8> = row.get(2)?;
+        let mut keys = decode_keys(&blob).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "a report_visitors row of {} bytes, not a multiple of 8",
+                blob.len()
+            ))
+        })?;
+        each(row.get(0)?, row.get(1)?, &mut keys);
+    }
     Ok(())
 }
 
@@ -366,3 +478,102 @@ money_store!(SqliteStore, sqlx::Sqlite, rusqlite_billing_batch);
 export_store!(SqliteStore, sqlx::Sqlite);
 stripe_store!(SqliteStore, sqlx::Sqlite);
 webhook_store!(SqliteStore, sqlx::Sqlite);
+
+#[cfg(test)]
+mod tests {
+    use partnerd_domain::Timestamp;
+
+    use super::*;
+    use crate::{Backend, ReportRange, Store};
+
+    /// Migration 0014 turns the visitors already counted into log rows: none of
+    /// them counts again after the upgrade.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_visitors_counted_before_the_log_are_not_counted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/u.db", dir.path().display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        let before = sqlx::migrate::Migrator {
+            migrations: MIGRATOR
+                .migrations
+                .iter()
+                .filter(|m| m.version < 14)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before.run(&store.pool).await.unwrap();
+        let day = 20_000_i64;
+        let click = |id: i64, visitor: &str| NewClick {
+            id,
+            partner_id: 1,
+            campaign_id: None,
+            at: Timestamp::from_millis(day * DAY_MS + id),
+            utm_term: None,
+            subs: Default::default(),
+            referrer_host: None,
+            agent: "browser",
+            network: "n".into(),
+            visitor: visitor.into(),
+            own_session: false,
+        };
+        sqlx::query(
+            "insert into partners (id, public_id, email, name, status, terms_version, created_at) \
+             values (1, 'p1', 'p1@example.com', 'P1', 'active', 1, 0)",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        // As 0004..0013 counted visitors: a row each in the old table (and keys of
+        // both signs, as the hex conversion must keep them).
+        let keys: Vec<i64> = ["v1", "v2"]
+            .iter()
+            .map(|v| crate::clicks::visitor_key(&click(0, v)))
+            .collect();
+        for key in [keys[0], keys[1], i64::MIN, -1] {
+            sqlx::query("insert into report_visitors (day, visitor_key) values ($1, $2)")
+                .bind(day)
+                .bind(key)
+                .execute(&store.pool)
+                .await
+                .unwrap();
+        }
+        store.migrate().await.unwrap();
+        assert_eq!(
+            store.applied_migrations().await.unwrap(),
+            crate::migration_versions(Backend::Sqlite)
+        );
+        let logged: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("select day, keys from report_visitors order by id")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        let mut restored: Vec<i64> = logged
+            .iter()
+            .flat_map(|(d, blob)| {
+                assert_eq!(*d, day);
+                crate::clicks::decode_keys(blob).unwrap().collect::<Vec<_>>()
+            })
+            .collect();
+        restored.sort_unstable();
+        let mut expected = vec![keys[0], keys[1], i64::MIN, -1];
+        expected.sort_unstable();
+        assert_eq!(restored, expected, "every key, sign and all");
+
+        store
+            .record_clicks(&[click(1, "v1"), click(2, "v2"), click(3, "v3")])
+            .await
+            .unwrap();
+        let rows = store
+            .report_rows(ReportRange {
+                partner_id: Some(1),
+                from_hour: 0,
+                to_hour: i64::MAX / 3_600_000,
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].clicks, rows[0].unique_visitors), (3, 1), "only v3 is new");
+    }
+}
