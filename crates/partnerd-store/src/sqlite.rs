@@ -233,13 +233,32 @@ fn open_click_connection(path: &std::path::Path) -> StoreResult<rusqlite::Connec
     open_writer_connection(path, "normal")
 }
 
+/// A writer's wait for the write lock another connection holds (the job runner's
+/// claims, the housekeeping, an admin's change): 50 µs steps for the first 10 ms,
+/// then 1 ms ones, giving up after about 10 s, as `busy_timeout` would. SQLite's
+/// own schedule sleeps 1, 2, 5, 10, 15 … ms, so a lock held for 1.1 ms kept a
+/// click batch, and every redirect waiting on it, for 3 ms.
+fn wait_for_the_write_lock(attempts_before: i32) -> bool {
+    const FINE_STEPS: i32 = 200;
+    const COARSE_STEPS: i32 = 10_000;
+    if attempts_before < FINE_STEPS {
+        std::thread::sleep(Duration::from_micros(50));
+        true
+    } else if attempts_before < FINE_STEPS + COARSE_STEPS {
+        std::thread::sleep(Duration::from_millis(1));
+        true
+    } else {
+        false
+    }
+}
+
 /// A writer's own connection (the click writer's, the billing writer's).
 fn open_writer_connection(
     path: &std::path::Path,
     synchronous: &str,
 ) -> StoreResult<rusqlite::Connection> {
     let connection = rusqlite::Connection::open(path)?;
-    connection.busy_timeout(Duration::from_secs(10))?;
+    connection.busy_handler(Some(wait_for_the_write_lock))?;
     connection.pragma_update(None, "journal_mode", "wal")?;
     connection.pragma_update(None, "synchronous", synchronous)?;
     connection.pragma_update(None, "foreign_keys", "on")?;
@@ -486,13 +505,72 @@ mod tests {
     use super::*;
     use crate::{Backend, ReportRange, Store};
 
+    fn browser_click(id: i64, at_ms: i64, visitor: &str) -> NewClick {
+        NewClick {
+            id,
+            partner_id: 1,
+            campaign_id: None,
+            at: Timestamp::from_millis(at_ms),
+            utm_term: None,
+            subs: Default::default(),
+            referrer_host: None,
+            agent: "browser",
+            network: "n".into(),
+            visitor: visitor.into(),
+            own_session: false,
+        }
+    }
+
+    async fn store_with_partner(dir: &tempfile::TempDir, migrate: bool) -> SqliteStore {
+        let url = format!("sqlite://{}/u.db", dir.path().display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        if migrate {
+            store.migrate().await.unwrap();
+            add_partner_one(&store).await;
+        }
+        store
+    }
+
+    async fn add_partner_one(store: &SqliteStore) {
+        sqlx::query(
+            "insert into partners (id, public_id, email, name, status, terms_version, created_at) \
+             values (1, 'p1', 'p1@example.com', 'P1', 'active', 1, 0)",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    }
+
+    /// The click writer waits for a write lock another connection holds (its own
+    /// busy handler), rather than failing the batch with SQLITE_BUSY.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_click_batch_waits_for_another_writers_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(store_with_partner(&dir, true).await);
+        let mut other = store.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::query("update partners set name = 'P1b' where id = 1")
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move { store.record_clicks(&[browser_click(1, 0, "v1")]).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!writer.is_finished(), "the batch must wait for the lock");
+        other.commit().await.unwrap();
+        writer.await.unwrap().unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert!(store.get_click(1).await.unwrap().is_some());
+    }
+
     /// Migration 0014 turns the visitors already counted into log rows: none of
     /// them counts again after the upgrade.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_visitors_counted_before_the_log_are_not_counted_again() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/u.db", dir.path().display());
-        let store = SqliteStore::connect(&url).await.unwrap();
+        let store = store_with_partner(&dir, false).await;
         let before = sqlx::migrate::Migrator {
             migrations: MIGRATOR
                 .migrations
@@ -505,26 +583,8 @@ mod tests {
         };
         before.run(&store.pool).await.unwrap();
         let day = 20_000_i64;
-        let click = |id: i64, visitor: &str| NewClick {
-            id,
-            partner_id: 1,
-            campaign_id: None,
-            at: Timestamp::from_millis(day * DAY_MS + id),
-            utm_term: None,
-            subs: Default::default(),
-            referrer_host: None,
-            agent: "browser",
-            network: "n".into(),
-            visitor: visitor.into(),
-            own_session: false,
-        };
-        sqlx::query(
-            "insert into partners (id, public_id, email, name, status, terms_version, created_at) \
-             values (1, 'p1', 'p1@example.com', 'P1', 'active', 1, 0)",
-        )
-        .execute(&store.pool)
-        .await
-        .unwrap();
+        let click = |id: i64, visitor: &str| browser_click(id, day * DAY_MS + id, visitor);
+        add_partner_one(&store).await;
         // As 0004..0013 counted visitors: a row each in the old table (and keys of
         // both signs, as the hex conversion must keep them).
         let keys: Vec<i64> = ["v1", "v2"]
@@ -553,7 +613,9 @@ mod tests {
             .iter()
             .flat_map(|(d, blob)| {
                 assert_eq!(*d, day);
-                crate::clicks::decode_keys(blob).unwrap().collect::<Vec<_>>()
+                crate::clicks::decode_keys(blob)
+                    .unwrap()
+                    .collect::<Vec<_>>()
             })
             .collect();
         restored.sort_unstable();
@@ -574,6 +636,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].clicks, rows[0].unique_visitors), (3, 1), "only v3 is new");
+        assert_eq!(
+            (rows[0].clicks, rows[0].unique_visitors),
+            (3, 1),
+            "only v3 is new"
+        );
     }
 }

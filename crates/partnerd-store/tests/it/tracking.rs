@@ -516,7 +516,17 @@ conformance!(
         // A clock set back (or a batch held up for days): day 0's visitors are
         // still known while the day's row is kept, though two newer days came since.
         let ann = add_partner(&*store, "ann", at(0)).await;
-        let v1 = |id, day: i64| click(id, ann.id, None, at_hour(24 * day, 5), None, "browser", "v1");
+        let v1 = |id, day: i64| {
+            click(
+                id,
+                ann.id,
+                None,
+                at_hour(24 * day, 5),
+                None,
+                "browser",
+                "v1",
+            )
+        };
         store.record_clicks(&[v1(1, 0)]).await.unwrap();
         store.record_clicks(&[v1(2, 5)]).await.unwrap();
         store.record_clicks(&[v1(3, 9)]).await.unwrap();
@@ -546,25 +556,53 @@ async fn sqlite_writers_on_one_file_count_a_visitor_once() {
     let ann = add_partner(&first, "ann", at(0)).await;
     let visit = |id, visitor| click(id, ann.id, None, at_hour(2, id), None, "browser", visitor);
     async fn counted(store: &dyn Store, partner_id: i64) -> (i64, i64) {
-        let rows = store.report_rows(everything(Some(partner_id))).await.unwrap();
+        let rows = store
+            .report_rows(everything(Some(partner_id)))
+            .await
+            .unwrap();
         (rows[0].clicks, rows[0].unique_visitors)
     }
     first.record_clicks(&[visit(1, "v1")]).await.unwrap();
-    second.record_clicks(&[visit(2, "v1"), visit(3, "v2")]).await.unwrap();
-    assert_eq!(counted(&first, ann.id).await, (3, 2), "the second writer read the first's v1");
-    first.record_clicks(&[visit(4, "v2"), visit(5, "v1")]).await.unwrap();
-    assert_eq!(counted(&first, ann.id).await, (5, 2), "and the first the second's v2");
+    second
+        .record_clicks(&[visit(2, "v1"), visit(3, "v2")])
+        .await
+        .unwrap();
+    assert_eq!(
+        counted(&first, ann.id).await,
+        (3, 2),
+        "the second writer read the first's v1"
+    );
+    first
+        .record_clicks(&[visit(4, "v2"), visit(5, "v1")])
+        .await
+        .unwrap();
+    assert_eq!(
+        counted(&first, ann.id).await,
+        (5, 2),
+        "and the first the second's v2"
+    );
     first.close().await;
     drop(first);
     let restarted = open().await;
-    restarted.record_clicks(&[visit(6, "v2"), visit(7, "v3")]).await.unwrap();
+    restarted
+        .record_clicks(&[visit(6, "v2"), visit(7, "v3")])
+        .await
+        .unwrap();
     second.record_clicks(&[visit(8, "v3")]).await.unwrap();
-    assert_eq!(counted(&restarted, ann.id).await, (8, 3), "after a restart too");
+    assert_eq!(
+        counted(&restarted, ann.id).await,
+        (8, 3),
+        "after a restart too"
+    );
     // The housekeeping's delete, on yet another connection, is seen by both.
     restarted.purge_expired(at_hour(24 * 3, 0)).await.unwrap();
     second.record_clicks(&[visit(9, "v1")]).await.unwrap();
     restarted.record_clicks(&[visit(10, "v1")]).await.unwrap();
-    assert_eq!(counted(&second, ann.id).await, (10, 4), "forgotten once, then known again");
+    assert_eq!(
+        counted(&second, ann.id).await,
+        (10, 4),
+        "forgotten once, then known again"
+    );
 }
 
 conformance!(
