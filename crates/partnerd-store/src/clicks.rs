@@ -60,55 +60,62 @@ impl ClickTally {
     }
 }
 
-/// The visitors a SQLite click writer has counted, by UTC day: what its
-/// `report_visitors` log holds for the newest day seen and the day before (the
-/// days the housekeeping keeps), so a batch looks its visitors up here instead of
-/// in a b-tree keyed by hashes, where each new visitor dirtied a page of its own.
-/// The log is the truth: a batch first reads the rows other connections appended
-/// after `synced_to`.
+/// The visitors a SQLite click writer has counted, by UTC day: for each day it
+/// holds, every key its `report_visitors` log has for that day, so a batch looks
+/// its visitors up here instead of in a b-tree keyed by hashes, where each new
+/// visitor dirtied a page of its own. A day it does not hold is read whole from the
+/// log before the batch counts on it (after a start, at midnight, with a clock set
+/// back); it keeps the days from the day before its latest batch's newest on, as
+/// the housekeeping does. About 20 bytes a visitor: two days of a million visitors
+/// each take some 40 MB. The log is the truth: each batch first reads the rows
+/// other connections appended after `synced_to`.
 #[derive(Debug, Default)]
 pub(crate) struct SeenVisitors {
     days: BTreeMap<i64, HashSet<i64>>,
-    /// The newest log row read or written; `None` until the log is first read.
+    /// Every log row up to this id is in `days`, for the days it holds; `None`
+    /// until a day is first read.
     pub(crate) synced_to: Option<i64>,
 }
 
 impl SeenVisitors {
-    /// Whether `day` is one this memory holds whole: the newest day seen or the
-    /// one before it. An older day (only with a clock set back) must be read from
-    /// the log.
     pub(crate) fn holds(&self, day: i64) -> bool {
-        self.newest().is_none_or(|newest| day >= newest - 1)
+        self.days.contains_key(&day)
     }
 
     pub(crate) fn contains(&self, (day, key): &VisitorKey) -> bool {
         self.days.get(day).is_some_and(|keys| keys.contains(key))
     }
 
-    /// The keys of the log row `id`.
-    pub(crate) fn add(&mut self, id: i64, day: i64, keys: impl IntoIterator<Item = i64>) {
-        self.synced_to = self.synced_to.max(Some(id));
-        self.days.entry(day).or_default().extend(keys);
+    /// A day read whole from the log, up to its row `upto` (at least `synced_to`:
+    /// ids only grow). The rows after `synced_to` that the days held before may
+    /// lack are read by the next catch-up; a key added twice is no harm.
+    pub(crate) fn insert_day(&mut self, day: i64, keys: HashSet<i64>, upto: i64) {
+        self.days.insert(day, keys);
+        self.synced_to.get_or_insert(upto);
     }
 
-    /// Forgets the days before the day before the newest: nothing looks them up.
-    pub(crate) fn prune(&mut self) {
-        if let Some(newest) = self.newest() {
-            self.days = self.days.split_off(&(newest - 1));
+    /// A log row after `synced_to`, another connection's or a committed batch's
+    /// own: its keys count if its day is held (a day not held is read whole when
+    /// a batch needs it).
+    pub(crate) fn add(&mut self, id: i64, day: i64, keys: impl IntoIterator<Item = i64>) {
+        self.synced_to = self.synced_to.max(Some(id));
+        if let Some(held) = self.days.get_mut(&day) {
+            held.extend(keys);
         }
+    }
+
+    /// Forgets the days before `first_day`.
+    pub(crate) fn keep_from(&mut self, first_day: i64) {
+        self.days = self.days.split_off(&first_day);
     }
 
     /// Forgets the days the log no longer holds: the housekeeping deletes the days
     /// before a cutoff, so they are those before its oldest (`None`: it is empty).
     pub(crate) fn forget_before(&mut self, oldest_logged: Option<i64>) {
         match oldest_logged {
-            Some(day) => self.days = self.days.split_off(&day),
+            Some(day) => self.keep_from(day),
             None => self.days.clear(),
         }
-    }
-
-    fn newest(&self) -> Option<i64> {
-        self.days.last_key_value().map(|(day, _)| *day)
     }
 }
 
@@ -126,9 +133,8 @@ pub(crate) fn decode_keys(blob: &[u8]) -> Option<impl Iterator<Item = i64> + '_>
 }
 
 /// One integer for "this visitor on this report row": 64 bits of SHA-256 of the
-/// partner, campaign, term and the visitor's keyed daily hash. An integer key
-/// keeps `report_visitors` rows small, so a batch of new visitors dirties a few
-/// pages instead of one per visitor; two visitors of one day share a key with a
+/// partner, campaign, term and the visitor's keyed daily hash, 8 bytes in
+/// `report_visitors` whichever the engine; two visitors of one day share a key with a
 /// chance of about n²/2⁶⁵, far below one miscounted visitor in a lifetime.
 pub(crate) fn visitor_key(click: &NewClick) -> i64 {
     let mut hash = Sha256::new();
@@ -197,30 +203,27 @@ mod tests {
     }
 
     #[test]
-    fn seen_visitors_keep_the_newest_day_and_the_one_before() {
+    fn seen_visitors_hold_whole_days_only() {
         let mut seen = SeenVisitors::default();
-        assert!(seen.holds(3), "nothing seen yet: the log has nothing newer");
-        seen.add(4, 10, [1, 2]);
-        seen.add(3, 9, [3]);
-        seen.add(2, 8, [4]);
-        assert_eq!(
-            seen.synced_to,
-            Some(4),
-            "the newest row, whatever the order"
-        );
-        seen.prune();
-        assert!(seen.contains(&(10, 1)) && seen.contains(&(9, 3)));
-        assert!(!seen.contains(&(8, 4)), "two days old: forgotten");
+        assert!(!seen.holds(10) && seen.synced_to.is_none());
+        seen.insert_day(10, HashSet::from([1, 2]), 4);
+        assert_eq!(seen.synced_to, Some(4), "the log as read");
+        seen.insert_day(9, HashSet::from([3]), 6);
+        assert_eq!(seen.synced_to, Some(4), "day 10 may lack rows 5 and 6");
+        seen.add(7, 10, [5]);
+        seen.add(8, 8, [6]);
+        assert_eq!(seen.synced_to, Some(8));
+        assert!(seen.contains(&(10, 5)) && seen.contains(&(9, 3)));
+        assert!(!seen.holds(8), "a row does not make its day whole");
         assert!(!seen.contains(&(10, 3)), "another day's visitor");
-        assert!(seen.holds(9) && !seen.holds(8));
-        seen.forget_before(Some(10));
-        assert!(
-            seen.contains(&(10, 1)) && !seen.contains(&(9, 3)),
-            "day 9 was deleted"
-        );
+        seen.keep_from(10);
+        assert!(seen.holds(10) && !seen.holds(9));
+        seen.forget_before(Some(11));
+        assert!(!seen.holds(10), "deleted from the log");
+        seen.insert_day(12, HashSet::from([1]), 9);
         seen.forget_before(None);
-        assert!(!seen.contains(&(10, 1)), "the log is empty");
-        assert_eq!(seen.synced_to, Some(4), "the log's ids still only grow");
+        assert!(!seen.holds(12), "the log is empty");
+        assert_eq!(seen.synced_to, Some(8), "the log's ids still only grow");
     }
 
     #[test]

@@ -537,6 +537,14 @@ conformance!(
             vec![row("default_link", "", 5, 0, 3, 0)],
             "one visitor on each of three days"
         );
+        // A visitor new to day 0, twice, after day 9: counted once.
+        let v2 = |id| click(id, ann.id, None, at_hour(3, 0), None, "browser", "v2");
+        store.record_clicks(&[v2(6)]).await.unwrap();
+        store.record_clicks(&[v1(7, 9), v2(8)]).await.unwrap();
+        assert_eq!(
+            store.report_rows(everything(Some(ann.id))).await.unwrap(),
+            vec![row("default_link", "", 8, 0, 4, 0)]
+        );
     }
 );
 
@@ -602,6 +610,50 @@ async fn sqlite_writers_on_one_file_count_a_visitor_once() {
         counted(&second, ann.id).await,
         (10, 4),
         "forgotten once, then known again"
+    );
+}
+
+/// After a restart, the first batch reads whole every day it counts on, however
+/// far apart its clicks are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_restarted_writer_reads_every_day_its_first_batch_counts_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let open = || async {
+        let store = partnerd_store::SqliteStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    };
+    let first = open().await;
+    let ann = add_partner(&first, "ann", at(0)).await;
+    let visit = |id, day: i64, visitor| {
+        click(
+            id,
+            ann.id,
+            None,
+            at_hour(24 * day, id),
+            None,
+            "browser",
+            visitor,
+        )
+    };
+    first.record_clicks(&[visit(1, 10, "v1")]).await.unwrap();
+    first.record_clicks(&[visit(2, 11, "v2")]).await.unwrap();
+    first.close().await;
+    drop(first);
+    let restarted = open().await;
+    restarted
+        .record_clicks(&[visit(3, 13, "v9"), visit(4, 11, "v2"), visit(5, 10, "v1")])
+        .await
+        .unwrap();
+    let rows = restarted
+        .report_rows(everything(Some(ann.id)))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![row("default_link", "", 5, 0, 3, 0)],
+        "only v9 is new"
     );
 }
 
