@@ -452,6 +452,7 @@ record_tuple!(A 0);
 record_tuple!(A 0, B 1);
 record_tuple!(A 0, B 1, C 2);
 record_tuple!(A 0, B 1, C 2, D 3);
+record_tuple!(A 0, B 1, C 2, D 3, E 4);
 record_tuple!(A 0, B 1, C 2, D 3, E 4, F 5);
 record_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
 record_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);

@@ -49,6 +49,17 @@ impl PgStore {
     /// Committed without waiting for the WAL flush (`synchronous_commit = off`,
     /// this transaction only): a crash of PostgreSQL's host can lose the last few
     /// hundred milliseconds of clicks, never money; the redirect waits half as long.
+    /// `Store::report_hours`, in one transaction.
+    async fn read_report_hours(
+        &self,
+        range: crate::ReportRange,
+    ) -> StoreResult<Vec<crate::ReportHour>> {
+        let mut tx = self.pool.begin().await?;
+        let hours = crate::shared::report_hours_in(&mut tx, range).await?;
+        tx.commit().await?;
+        Ok(hours)
+    }
+
     async fn write_click_batch(&self, clicks: &[NewClick]) -> StoreResult<()> {
         if clicks.is_empty() {
             return Ok(());

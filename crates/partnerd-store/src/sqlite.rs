@@ -36,6 +36,8 @@ pub struct SqliteStore {
     clicks: Arc<Mutex<ClickConnection>>,
     /// The billing writer's own connection (see "Billing batches" below).
     billing: Arc<Mutex<rusqlite::Connection>>,
+    /// The report's hours, read through rusqlite (see `shared::report_hours_in`).
+    reports: Arc<Mutex<rusqlite::Connection>>,
     /// Tells the background checkpointer to stop when the store goes.
     stop_checkpoints: Arc<AtomicBool>,
 }
@@ -78,6 +80,7 @@ impl SqliteStore {
             .await?;
         let clicks = open_click_connection(options.get_filename())?;
         let billing = open_billing_connection(options.get_filename())?;
+        let reports = open_report_connection(options.get_filename())?;
         let stop_checkpoints = Arc::new(AtomicBool::new(false));
         checkpoint_in_background(pool.clone(), stop_checkpoints.clone());
         Ok(Self {
@@ -87,12 +90,31 @@ impl SqliteStore {
                 seen: SeenVisitors::default(),
             })),
             billing: Arc::new(Mutex::new(billing)),
+            reports: Arc::new(Mutex::new(reports)),
             stop_checkpoints,
         })
     }
 
     async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// `Store::report_hours`, in one read transaction on the report connection.
+    async fn read_report_hours(
+        &self,
+        range: crate::ReportRange,
+    ) -> StoreResult<Vec<crate::ReportHour>> {
+        let connection = self.reports.clone();
+        tokio::task::spawn_blocking(move || {
+            use crate::money_sql::{RusqliteDb, run_ready};
+            let connection = connection.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = CachedTx::deferred(&connection)?;
+            let hours = run_ready(crate::shared::report_hours_in(&mut RusqliteDb(&tx), range))??;
+            tx.commit()?;
+            Ok(hours)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("the report reader stopped: {e}")))?
     }
 
     /// Writes a batch of clicks and their counters in one transaction on the
@@ -226,6 +248,15 @@ fn checkpoint_in_background(pool: SqlitePool, stop: Arc<AtomicBool>) {
     });
 }
 
+fn open_report_connection(path: &std::path::Path) -> StoreResult<rusqlite::Connection> {
+    let connection = rusqlite::Connection::open(path)?;
+    connection.busy_handler(Some(wait_for_the_write_lock))?;
+    connection.pragma_update(None, "temp_store", "memory")?;
+    // A partner's settled year (the index pages of ~35,000 rows) stays in memory.
+    connection.pragma_update(None, "cache_size", -8192)?;
+    Ok(connection)
+}
+
 fn open_click_connection(path: &std::path::Path) -> StoreResult<rusqlite::Connection> {
     // Clicks are not money: a power cut may lose the last batches, never corrupt.
     open_writer_connection(path, "normal")
@@ -277,18 +308,28 @@ fn open_writer_connection(
     Ok(connection)
 }
 
-/// A writer's `BEGIN IMMEDIATE` … `COMMIT`, both from the connection's statement
+/// A transaction whose `BEGIN` and `COMMIT` come from the connection's statement
 /// cache: rusqlite's `Transaction` runs them through `execute_batch`, which parses
 /// them again for every batch (3 % of partnerd's CPU under a flood of redirects).
 /// Dropped without `commit`, it rolls back, as rusqlite's does.
-struct WriteTx<'c> {
+struct CachedTx<'c> {
     connection: &'c rusqlite::Connection,
     open: bool,
 }
 
-impl<'c> WriteTx<'c> {
-    fn begin(connection: &'c rusqlite::Connection) -> StoreResult<Self> {
-        connection.prepare_cached("begin immediate")?.execute([])?;
+impl<'c> CachedTx<'c> {
+    /// A writer's: the write lock up front.
+    fn immediate(connection: &'c rusqlite::Connection) -> StoreResult<Self> {
+        Self::begin(connection, "begin immediate")
+    }
+
+    /// A reader's: one snapshot for all its statements.
+    fn deferred(connection: &'c rusqlite::Connection) -> StoreResult<Self> {
+        Self::begin(connection, "begin")
+    }
+
+    fn begin(connection: &'c rusqlite::Connection, sql: &str) -> StoreResult<Self> {
+        connection.prepare_cached(sql)?.execute([])?;
         Ok(Self {
             connection,
             open: true,
@@ -302,7 +343,7 @@ impl<'c> WriteTx<'c> {
     }
 }
 
-impl std::ops::Deref for WriteTx<'_> {
+impl std::ops::Deref for CachedTx<'_> {
     type Target = rusqlite::Connection;
 
     fn deref(&self) -> &rusqlite::Connection {
@@ -310,7 +351,7 @@ impl std::ops::Deref for WriteTx<'_> {
     }
 }
 
-impl Drop for WriteTx<'_> {
+impl Drop for CachedTx<'_> {
     fn drop(&mut self) {
         // A failed COMMIT (or none) leaves the transaction open: end it, so the
         // next batch can begin. Nothing to do when SQLite already rolled it back.
@@ -339,7 +380,7 @@ fn write_clicks(
     // Days not held yet are read before the write lock, which a day of a busy
     // program (millions of keys) would otherwise hold up for seconds.
     read_whole_days(connection, seen, &days)?;
-    let tx = WriteTx::begin(connection)?;
+    let tx = CachedTx::immediate(connection)?;
     let mut new_visitors: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     let mut logged = Vec::new();
     {
@@ -507,7 +548,7 @@ impl SqliteStore {
             // Optimistic first, with savepoints again only after a refusal
             // (see `Isolation`); dropping the first transaction rolls it back.
             for isolation in [Isolation::Optimistic, Isolation::Savepoints] {
-                let tx = WriteTx::begin(&connection)?;
+                let tx = CachedTx::immediate(&connection)?;
                 let mut db = RusqliteDb(&tx);
                 let run = billing_batch_in(&mut db, &events, isolation, hold_days, now);
                 if let Some(results) = run_ready(run)?? {
