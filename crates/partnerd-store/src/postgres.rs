@@ -44,11 +44,6 @@ impl PgStore {
         Ok(self.pool.begin().await?)
     }
 
-    /// Writes a batch of clicks and their counters in one transaction, each
-    /// table in one statement: columns bound as arrays and unpacked by `unnest`.
-    /// Committed without waiting for the WAL flush (`synchronous_commit = off`,
-    /// this transaction only): a crash of PostgreSQL's host can lose the last few
-    /// hundred milliseconds of clicks, never money; the redirect waits half as long.
     /// `Store::report_hours`, in one transaction.
     async fn read_report_hours(
         &self,
@@ -60,6 +55,11 @@ impl PgStore {
         Ok(hours)
     }
 
+    /// Writes a batch of clicks and their counters in one transaction, each
+    /// table in one statement: columns bound as arrays and unpacked by `unnest`.
+    /// Committed without waiting for the WAL flush (`synchronous_commit = off`,
+    /// this transaction only): a crash of PostgreSQL's host can lose the last few
+    /// hundred milliseconds of clicks, never money; the redirect waits half as long.
     async fn write_click_batch(&self, clicks: &[NewClick]) -> StoreResult<()> {
         if clicks.is_empty() {
             return Ok(());

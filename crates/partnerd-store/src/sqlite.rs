@@ -265,9 +265,9 @@ fn open_click_connection(path: &std::path::Path) -> StoreResult<rusqlite::Connec
 /// A writer's wait for the write lock another connection holds (the job runner's
 /// claims, the housekeeping, an admin's change): 200 sleeps of 50 µs (about
 /// 0.1 ms each on Linux), then of 1 ms, giving up after about 10 s, as
-/// `busy_timeout` would. SQLite's
-/// own schedule sleeps 1, 2, 5, 10, 15 … ms, so a lock held for 1.1 ms kept a
-/// click batch, and every redirect waiting on it, for 3 ms.
+/// `busy_timeout` would. SQLite's own schedule sleeps 1, 2, 5, 10, 15 … ms, so a
+/// lock held for 1.1 ms kept a click batch, and every redirect waiting on it, for
+/// 3 ms.
 fn wait_for_the_write_lock(attempts_before: i32) -> bool {
     const FINE_STEPS: i32 = 200;
     const COARSE_STEPS: i32 = 10_000;
@@ -542,7 +542,7 @@ impl SqliteStore {
         let connection = self.billing.clone();
         tokio::task::spawn_blocking(move || {
             // A panic inside a batch rolled its transaction back when it unwound
-            // (the rusqlite transaction's drop); the connection is still sound.
+            // (`CachedTx`'s drop); the connection is still sound.
             use crate::money_sql::{Isolation, RusqliteDb, billing_batch_in, run_ready};
             let connection = connection.lock().unwrap_or_else(|p| p.into_inner());
             // Optimistic first, with savepoints again only after a refusal

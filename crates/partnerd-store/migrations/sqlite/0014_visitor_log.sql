@@ -17,8 +17,8 @@ create table report_visitors_log (
     -- The visitor keys (`clicks::visitor_key`), 8 bytes each, big-endian.
     keys blob not null check (length(keys) > 0 and length(keys) % 8 = 0)
 ) strict;
--- The housekeeping's delete of old days, and a batch of a day older than yesterday
--- (only with a clock set back) reading that day.
+-- The housekeeping's delete of old days, and the click writer reading a day whole
+-- (the first batch of a day, after a start, with a clock set back).
 create index report_visitors_log_day on report_visitors_log (day);
 
 -- The visitors already counted, a row per day, so none is counted twice (printf's

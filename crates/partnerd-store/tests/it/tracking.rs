@@ -548,18 +548,22 @@ conformance!(
     }
 );
 
+/// A migrated SQLite store on `dir`'s database, as another process (or a restarted
+/// one) opens it.
+async fn open_sqlite(dir: &tempfile::TempDir) -> partnerd_store::SqliteStore {
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let store = partnerd_store::SqliteStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
 /// SQLite's click writer keeps the visitors it counted in memory (`SeenVisitors`):
 /// another process's writer on the same file, and a restarted one, still count
 /// each visitor of a day once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_writers_on_one_file_count_a_visitor_once() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/t.db", dir.path().display());
-    let open = || async {
-        let store = partnerd_store::SqliteStore::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        store
-    };
+    let open = || open_sqlite(&dir);
     let (first, second) = (open().await, open().await);
     let ann = add_partner(&first, "ann", at(0)).await;
     let visit = |id, visitor| click(id, ann.id, None, at_hour(2, id), None, "browser", visitor);
@@ -618,12 +622,7 @@ async fn sqlite_writers_on_one_file_count_a_visitor_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_restarted_writer_reads_every_day_its_first_batch_counts_on() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/t.db", dir.path().display());
-    let open = || async {
-        let store = partnerd_store::SqliteStore::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        store
-    };
+    let open = || open_sqlite(&dir);
     let first = open().await;
     let ann = add_partner(&first, "ann", at(0)).await;
     let visit = |id, day: i64, visitor| {
