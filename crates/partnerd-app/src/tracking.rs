@@ -15,7 +15,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use partnerd_domain::tracking::{self, Agent, ClickFacts, PartnerFacts, Reason};
 use partnerd_domain::{Email, FieldErrors, ProgramSettings, PublicPartnerId, Timestamp};
 use partnerd_store::{
-    Campaign, NewAudit, NewCampaign, NewClick, NewSignup, Signup, Store, TrackingPartner,
+    BlockingClickWriter, Campaign, NewAudit, NewCampaign, NewClick, NewSignup, Signup, Store,
+    TrackingPartner,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -31,6 +32,8 @@ const CACHE_MAX_ENTRIES: usize = 200_000;
 /// this large, where a commit's fixed cost (WAL frames, checkpoints) is spread
 /// thin; when the queue is short it commits whatever is waiting at once.
 pub const MAX_BATCH: usize = 4096;
+/// Clicks queued for the writer before a redirect waits to queue its own.
+const QUEUE: usize = 64 * 1024;
 
 /// A signed referral token: which partner, campaign and click, and when.
 /// `{partner}.{campaign}.{click}.{seconds}.{signature}`, URL-safe, so it travels
@@ -206,8 +209,15 @@ impl TrackingCache {
 
 type Pending = (NewClick, oneshot::Sender<bool>);
 
-/// Group commit for clicks: one task drains the queue into one transaction at a
-/// time; each sender learns whether its click was committed.
+/// Group commit for clicks: one writer drains the queue into one transaction at
+/// a time; each sender learns whether its click was committed.
+///
+/// On SQLite the writer is a thread of its own that calls the store directly
+/// (`Store::blocking_click_writer`). Through the runtime, every batch took two
+/// thread hand-offs (writer task → blocking pool → writer task) before the
+/// redirects could be woken; under a flood of small batches those hand-offs
+/// cost more than the batch's statements. On PostgreSQL a batch is a network
+/// round trip, and the writer is a task.
 #[derive(Clone)]
 pub struct ClickWriter {
     queue: mpsc::Sender<Pending>,
@@ -215,29 +225,33 @@ pub struct ClickWriter {
 
 impl ClickWriter {
     pub fn start(store: Arc<dyn Store>) -> Self {
-        let (queue, mut receiver) = mpsc::channel::<Pending>(64 * 1024);
+        if let Some(writer) = store.blocking_click_writer() {
+            return Self::on_a_thread(writer);
+        }
+        let (queue, receiver) = mpsc::channel::<Pending>(QUEUE);
         tokio::spawn(async move {
-            let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-            let mut clicks: Vec<NewClick> = Vec::with_capacity(MAX_BATCH);
-            let mut waiting = Vec::with_capacity(MAX_BATCH);
-            while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                for (click, done) in batch.drain(..) {
-                    clicks.push(click);
-                    waiting.push(done);
-                }
-                let committed = match store.record_clicks(&clicks).await {
-                    Ok(()) => true,
-                    Err(err) => {
-                        tracing::error!(%err, clicks = clicks.len(), "could not record clicks");
-                        false
-                    }
-                };
-                clicks.clear();
-                for done in waiting.drain(..) {
-                    let _ = done.send(committed);
-                }
+            let mut batches = Batches::new(receiver);
+            while batches.next().await {
+                let outcome = store.record_clicks(&batches.clicks).await;
+                batches.answer(outcome);
             }
         });
+        Self { queue }
+    }
+
+    /// The writer on a thread of its own, which ends when the last sender goes.
+    pub fn on_a_thread(writer: Arc<dyn BlockingClickWriter>) -> Self {
+        let (queue, receiver) = mpsc::channel::<Pending>(QUEUE);
+        std::thread::Builder::new()
+            .name("partnerd-clicks".into())
+            .spawn(move || {
+                let mut batches = Batches::new(receiver);
+                while batches.blocking_next() {
+                    let outcome = writer.record_clicks(&batches.clicks);
+                    batches.answer(outcome);
+                }
+            })
+            .expect("starting the click writer's thread");
         Self { queue }
     }
 
@@ -248,6 +262,59 @@ impl ClickWriter {
             return false;
         }
         committed.await.unwrap_or(false)
+    }
+}
+
+/// The click writer's batches: what is queued, up to [`MAX_BATCH`] clicks, and
+/// who waits for each.
+struct Batches {
+    receiver: mpsc::Receiver<Pending>,
+    taken: Vec<Pending>,
+    clicks: Vec<NewClick>,
+    waiting: Vec<oneshot::Sender<bool>>,
+}
+
+impl Batches {
+    fn new(receiver: mpsc::Receiver<Pending>) -> Self {
+        Self {
+            receiver,
+            taken: Vec::with_capacity(MAX_BATCH),
+            clicks: Vec::with_capacity(MAX_BATCH),
+            waiting: Vec::with_capacity(MAX_BATCH),
+        }
+    }
+
+    /// Waits for the next batch; false once every sender is gone.
+    async fn next(&mut self) -> bool {
+        self.receiver.recv_many(&mut self.taken, MAX_BATCH).await > 0 && self.split()
+    }
+
+    /// [`Batches::next`] on a thread outside the runtime.
+    fn blocking_next(&mut self) -> bool {
+        self.receiver.blocking_recv_many(&mut self.taken, MAX_BATCH) > 0 && self.split()
+    }
+
+    fn split(&mut self) -> bool {
+        for (click, done) in self.taken.drain(..) {
+            self.clicks.push(click);
+            self.waiting.push(done);
+        }
+        true
+    }
+
+    /// Tells every waiting redirect whether the batch was committed.
+    fn answer(&mut self, outcome: partnerd_store::StoreResult<()>) {
+        let committed = match outcome {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(%err, clicks = self.clicks.len(), "could not record clicks");
+                false
+            }
+        };
+        self.clicks.clear();
+        for done in self.waiting.drain(..) {
+            let _ = done.send(committed);
+        }
     }
 }
 
@@ -674,6 +741,95 @@ pub struct SignupReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A click writer that holds each batch until told to go on, remembers the
+    /// ids of every batch, and fails a batch holding a negative id.
+    struct GatedWriter {
+        entered: Mutex<std::sync::mpsc::Sender<()>>,
+        go: Mutex<std::sync::mpsc::Receiver<()>>,
+        batches: Mutex<Vec<Vec<i64>>>,
+    }
+
+    impl BlockingClickWriter for GatedWriter {
+        fn record_clicks(&self, clicks: &[NewClick]) -> partnerd_store::StoreResult<()> {
+            self.entered.lock().unwrap().send(()).unwrap();
+            self.go.lock().unwrap().recv().unwrap();
+            let ids: Vec<i64> = clicks.iter().map(|c| c.id).collect();
+            self.batches.lock().unwrap().push(ids.clone());
+            if ids.iter().any(|id| *id < 0) {
+                return Err(partnerd_store::StoreError::Invalid("a failing batch"));
+            }
+            Ok(())
+        }
+    }
+
+    fn new_click(id: i64) -> NewClick {
+        NewClick {
+            id,
+            partner_id: 1,
+            campaign_id: None,
+            at: Timestamp::from_millis(1_800_000_000_000),
+            utm_term: None,
+            subs: Default::default(),
+            referrer_host: None,
+            agent: "browser",
+            network: "n".into(),
+            visitor: "v".into(),
+            own_session: false,
+        }
+    }
+
+    /// R-AFF-3's group commit on the writer's own thread: clicks that queue while
+    /// a batch commits go into the next one together, each redirect hears its own
+    /// batch's outcome, and a failed batch does not stop the writer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_click_writers_thread_commits_what_queued_meanwhile_as_one_batch() {
+        let (go, gate) = std::sync::mpsc::channel();
+        let (entering, entered) = std::sync::mpsc::channel();
+        let entered = Arc::new(Mutex::new(entered));
+        let wait_for_a_batch = || {
+            let entered = entered.clone();
+            tokio::task::spawn_blocking(move || entered.lock().unwrap().recv().unwrap())
+        };
+        let writer = Arc::new(GatedWriter {
+            entered: Mutex::new(entering),
+            go: Mutex::new(gate),
+            batches: Mutex::new(Vec::new()),
+        });
+        let clicks = ClickWriter::on_a_thread(writer.clone());
+        let first = tokio::spawn({
+            let clicks = clicks.clone();
+            async move { clicks.record(new_click(1)).await }
+        });
+        // The first batch is held inside the writer until `go`.
+        wait_for_a_batch().await.unwrap();
+        let queued: Vec<_> = (2..=9)
+            .map(|id| {
+                let clicks = clicks.clone();
+                let id = if id == 9 { -9 } else { id };
+                tokio::spawn(async move { clicks.record(new_click(id)).await })
+            })
+            .collect();
+        while clicks.queue.capacity() > QUEUE - 8 {
+            tokio::task::yield_now().await;
+        }
+        go.send(()).unwrap();
+        assert!(first.await.unwrap());
+        wait_for_a_batch().await.unwrap();
+        go.send(()).unwrap();
+        for outcome in queued {
+            // The batch with -9 failed, and every click in it with it.
+            assert!(!outcome.await.unwrap());
+        }
+        go.send(()).unwrap();
+        assert!(clicks.record(new_click(10)).await, "the writer went on");
+        let mut batches = writer.batches.lock().unwrap().clone();
+        batches[1].sort_unstable();
+        assert_eq!(
+            batches,
+            vec![vec![1], vec![-9, 2, 3, 4, 5, 6, 7, 8], vec![10]]
+        );
+    }
 
     #[test]
     fn click_ids_increase_even_within_one_millisecond() {

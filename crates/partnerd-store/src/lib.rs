@@ -31,6 +31,12 @@ pub use stripe_sql::StripeStore;
 pub use types::*;
 pub use webhooks_sql::WebhookStore;
 
+/// Writes click batches on the calling thread, blocking it until the commit
+/// (see [`Store::blocking_click_writer`]).
+pub trait BlockingClickWriter: Send + Sync {
+    fn record_clicks(&self, clicks: &[NewClick]) -> StoreResult<()>;
+}
+
 /// Errors a caller can act on; everything else is `Database`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -263,6 +269,11 @@ pub trait Store:
     /// Records a batch of clicks and their report counters in one transaction
     /// (the redirect's group commit).
     async fn record_clicks(&self, clicks: &[NewClick]) -> StoreResult<()>;
+    /// The same as [`Store::record_clicks`], on the calling thread, for an engine
+    /// whose writes are local calls (SQLite): the click writer then runs on a
+    /// thread of its own instead of going through the blocking pool, and back,
+    /// for every batch. `None`: the engine's writes are network round trips.
+    fn blocking_click_writer(&self) -> Option<Arc<dyn BlockingClickWriter>>;
     async fn get_click(&self, id: i64) -> StoreResult<Option<Click>>;
     /// Whether the partner signed in from `network` (a keyed daily hash).
     async fn partner_used_network(&self, partner_id: i64, network: &str) -> StoreResult<bool>;

@@ -55,6 +55,12 @@ impl PgStore {
         Ok(hours)
     }
 
+    /// None: a batch is a round trip to the server, which the async writer
+    /// overlaps with the runtime's other work.
+    fn click_writer_for_a_thread(&self) -> Option<std::sync::Arc<dyn crate::BlockingClickWriter>> {
+        None
+    }
+
     /// Writes a batch of clicks and their counters in one transaction, each
     /// table in one statement: columns bound as arrays and unpacked by `unnest`.
     /// Committed without waiting for the WAL flush (`synchronous_commit = off`,

@@ -1181,6 +1181,10 @@ macro_rules! shared_store {
                 self.write_click_batch(clicks).await
             }
 
+            fn blocking_click_writer(&self) -> Option<std::sync::Arc<dyn $crate::BlockingClickWriter>> {
+                self.click_writer_for_a_thread()
+            }
+
             async fn get_click(&self, id: i64) -> $crate::StoreResult<Option<$crate::Click>> {
                 Ok(sqlx::query_as(
                     "select id, partner_id, campaign_id, at, utm_term, agent, network, own_session from clicks where id = $1",

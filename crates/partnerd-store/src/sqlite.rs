@@ -20,7 +20,7 @@ use crate::money_sql::money_store;
 use crate::shared::shared_store;
 use crate::stripe_sql::stripe_store;
 use crate::webhooks_sql::webhook_store;
-use crate::{Backend, NewClick, StoreError, StoreResult};
+use crate::{Backend, BlockingClickWriter, NewClick, StoreError, StoreResult};
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -117,24 +117,22 @@ impl SqliteStore {
         .map_err(|e| StoreError::Corrupt(format!("the report reader stopped: {e}")))?
     }
 
+    /// The click connection, for the click writer's own thread.
+    fn click_writer_for_a_thread(&self) -> Option<Arc<dyn BlockingClickWriter>> {
+        Some(Arc::new(ClickThreadWriter(self.clicks.clone())))
+    }
+
     /// Writes a batch of clicks and their counters in one transaction on the
     /// click connection, on a blocking thread.
     async fn write_click_batch(&self, clicks: &[NewClick]) -> StoreResult<()> {
         if clicks.is_empty() {
             return Ok(());
         }
+        let writer = ClickThreadWriter(self.clicks.clone());
         let clicks = clicks.to_vec();
-        let connection = self.clicks.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic inside a batch rolled its transaction back when it unwound;
-            // the connection itself is still sound, and `seen` only ever holds
-            // days read whole and keys committed.
-            let mut connection = connection.lock().unwrap_or_else(|p| p.into_inner());
-            let ClickConnection { connection, seen } = &mut *connection;
-            write_clicks(connection, seen, &clicks)
-        })
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("the click writer stopped: {e}")))?
+        tokio::task::spawn_blocking(move || writer.record_clicks(&clicks))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("the click writer stopped: {e}")))?
     }
 
     /// The report counters of hours `from..until` into `report_rollups_settled`
@@ -366,6 +364,23 @@ impl Drop for CachedTx<'_> {
 struct ClickConnection {
     connection: rusqlite::Connection,
     seen: SeenVisitors,
+}
+
+/// Click batches on the click connection, on the calling thread.
+struct ClickThreadWriter(Arc<Mutex<ClickConnection>>);
+
+impl BlockingClickWriter for ClickThreadWriter {
+    fn record_clicks(&self, clicks: &[NewClick]) -> StoreResult<()> {
+        if clicks.is_empty() {
+            return Ok(());
+        }
+        // A panic inside a batch rolled its transaction back when it unwound;
+        // the connection itself is still sound, and `seen` only ever holds
+        // days read whole and keys committed.
+        let mut connection = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let ClickConnection { connection, seen } = &mut *connection;
+        write_clicks(connection, seen, clicks)
+    }
 }
 
 /// The clicks, the visitors new to their day and the counters, in one

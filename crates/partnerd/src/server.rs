@@ -1,7 +1,6 @@
 //! `partnerd serve`: the web server and the job runner in one process, stopped
 //! gracefully on Ctrl-C or SIGTERM.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,49 +77,102 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
 
-    let mut server_stop = stop_rx;
     let router = partnerd_web::router(app);
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = server_stop.changed().await;
-    });
-    let mut server = tokio::spawn(async move { server.await });
+    let mut server = tokio::spawn(serve_http(listener, router, stop_rx));
     tracing::info!("listening on http://{addr}");
 
-    let outcome = tokio::select! {
-        finished = &mut server => Some(finished),
-        () = stop_signal() => None,
-    };
-    let _ = stop_tx.send(true);
-    let result = match outcome {
-        Some(finished) => finished
-            .context("the server task failed")?
-            .context("the server stopped"),
-        None => {
+    let finished = tokio::select! {
+        finished = &mut server => finished,
+        () = stop_signal() => {
+            let _ = stop_tx.send(true);
             tracing::info!("stopping: finishing the requests in flight");
-            match tokio::time::timeout(GRACE, &mut server).await {
-                Ok(finished) => finished
-                    .context("the server task failed")?
-                    .context("the server stopped"),
-                Err(_) => {
-                    tracing::warn!(
-                        "requests still open after {} s; stopping anyway",
-                        GRACE.as_secs()
-                    );
-                    server.abort();
-                    Ok(())
-                }
-            }
+            (&mut server).await
         }
     };
+    let _ = stop_tx.send(true);
+    let result = finished
+        .context("the server task failed")?
+        .context("the server stopped");
     if tokio::time::timeout(GRACE, worker).await.is_err() {
         tracing::warn!("the job runner did not stop in time");
     }
     tracing::info!("stopped");
     result
+}
+
+/// Serves `router` over HTTP/1.1 with keep-alive until `stop` turns true, then
+/// closes idle connections at once and lets the others finish the request they
+/// are on, for up to [`GRACE`].
+///
+/// An accept loop of its own rather than `axum::serve`, which sniffs the first
+/// 24 bytes of every connection for HTTP/2's preface (a read more per connection,
+/// and a buffer in front of every later read) and leaves Nagle's algorithm on.
+/// partnerd speaks HTTP/1.1 only: HTTPS, and with it HTTP/2, ends at the proxy in
+/// front of it.
+async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+    use tower::ServiceExt as _;
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // The client gave up before the accept: nothing to serve.
+                Err(err) if is_connection_error(&err) => continue,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait for some to close.
+                    tracing::error!(%err, "accepting a connection failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+            // The only change is to `true` (a dropped sender stops too).
+            _ = stop.changed() => break,
+        };
+        // Responses go out whole in one write; nothing is gained by holding them.
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client that goes away mid-request is no error of ours.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still open after {} s; stopping anyway",
+            GRACE.as_secs()
+        );
+    }
+    Ok(())
+}
+
+/// Errors of one connection that came and went before it was accepted.
+fn is_connection_error(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Ctrl-C, or SIGTERM (what service managers and `docker stop` send).

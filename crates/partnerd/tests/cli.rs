@@ -622,6 +622,52 @@ fn serve_answers_http_and_stops_on_sigterm() {
     assert!(ok, "serve did not exit cleanly on SIGTERM");
 }
 
+/// A browser keeps its connection open after a page; stopping must not wait the
+/// whole grace period for it. The open connection is closed, not left hanging.
+#[test]
+fn serve_closes_idle_keep_alive_connections_when_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(&dir);
+    let server = Server::start(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", &data],
+    );
+    let address = server.address(Duration::from_secs(30));
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    // Two requests on one connection: it is kept alive between them.
+    for _ in 0..2 {
+        write!(stream, "GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n").unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).unwrap(), 1, "the connection closed");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map(|v| v.trim().parse().unwrap())
+            .expect("a content-length");
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).unwrap();
+    }
+    let stopping = Instant::now();
+    let (ok, _) = server.terminate();
+    assert!(ok, "serve did not exit cleanly on SIGTERM");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "an idle connection held the stop for {:?}",
+        stopping.elapsed()
+    );
+    let mut rest = Vec::new();
+    assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0, "{rest:?}");
+}
+
 #[test]
 fn demo_fills_a_program_and_serves_it() {
     let dir = tempfile::tempdir().unwrap();
