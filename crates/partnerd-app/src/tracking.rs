@@ -240,7 +240,7 @@ impl ClickWriter {
     }
 
     /// The writer on a thread of its own, which ends when the last sender goes.
-    pub fn on_a_thread(writer: Arc<dyn BlockingClickWriter>) -> Self {
+    fn on_a_thread(writer: Arc<dyn BlockingClickWriter>) -> Self {
         let (queue, receiver) = mpsc::channel::<Pending>(QUEUE);
         std::thread::Builder::new()
             .name("partnerd-clicks".into())

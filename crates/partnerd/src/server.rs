@@ -89,6 +89,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
             (&mut server).await
         }
     };
+    // A server that ended by itself stops the job runner too.
     let _ = stop_tx.send(true);
     let result = finished
         .context("the server task failed")?

@@ -538,6 +538,16 @@ impl Server {
         }
     }
 
+    /// `partnerd serve` on a free loopback port, and its address once it listens.
+    fn serve(dir: &Path, data: &str) -> (Self, String) {
+        let server = Self::start(
+            dir,
+            &["serve", "--listen", "127.0.0.1:0", "--data-dir", data],
+        );
+        let address = server.address(Duration::from_secs(30));
+        (server, address)
+    }
+
     /// The address from the `listening on http://…` log line.
     fn address(&self, within: Duration) -> String {
         let deadline = Instant::now() + within;
@@ -605,11 +615,7 @@ fn http_get(address: &str, path: &str) -> String {
 fn serve_answers_http_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = data_dir(&dir);
-    let server = Server::start(
-        dir.path(),
-        &["serve", "--listen", "127.0.0.1:0", "--data-dir", &data],
-    );
-    let address = server.address(Duration::from_secs(30));
+    let (server, address) = Server::serve(dir.path(), &data);
     let status = http_get(&address, "/healthz");
     assert!(status.starts_with("HTTP/1.1 "), "{status:?}");
     // A key created beside the running server.
@@ -628,11 +634,7 @@ fn serve_answers_http_and_stops_on_sigterm() {
 fn serve_closes_idle_keep_alive_connections_when_it_stops() {
     let dir = tempfile::tempdir().unwrap();
     let data = data_dir(&dir);
-    let server = Server::start(
-        dir.path(),
-        &["serve", "--listen", "127.0.0.1:0", "--data-dir", &data],
-    );
-    let address = server.address(Duration::from_secs(30));
+    let (server, address) = Server::serve(dir.path(), &data);
     let mut stream = TcpStream::connect(&address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
