@@ -18,6 +18,7 @@ use partnerd_store::{
     BlockingClickWriter, Campaign, NewAudit, NewCampaign, NewClick, NewSignup, Signup, Store,
     TrackingPartner,
 };
+use sha2::Digest as _;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::crypto::{Keys, constant_time_eq};
@@ -47,21 +48,22 @@ pub struct ReferralToken {
 }
 
 impl ReferralToken {
-    fn payload(&self) -> String {
-        format!(
+    /// One string from the start: the payload, then its signature appended.
+    pub fn encode(&self, keys: &Keys) -> String {
+        use std::fmt::Write as _;
+        let mut token = String::with_capacity(96);
+        let _ = write!(
+            token,
             "{}.{}.{}.{}",
             self.partner,
-            self.campaign_id
-                .map_or_else(|| "0".to_owned(), |id| id.to_string()),
+            self.campaign_id.unwrap_or(0),
             self.click_id,
             self.clicked_at_seconds
-        )
-    }
-
-    pub fn encode(&self, keys: &Keys) -> String {
-        let payload = self.payload();
-        let signature = keys.sign(payload.as_bytes());
-        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(&signature[..16]))
+        );
+        let signature = keys.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature[..16], &mut token);
+        token
     }
 
     /// The token's claims if the signature is ours; `None` for anything
@@ -409,11 +411,14 @@ impl App {
             || "unknown".to_owned(),
             |ip| self.keys.network_hash(ip, now),
         );
-        let visitor = crate::crypto::sha256_hex(&format!(
-            "{network}|{}",
-            request.user_agent.as_deref().unwrap_or("")
-        ))[..32]
-            .to_owned();
+        // SHA-256 of `{network}|{user agent}`, its first 16 bytes in hex.
+        let visitor = crate::crypto::hex_string(
+            &sha2::Sha256::new()
+                .chain_update(&network)
+                .chain_update(b"|")
+                .chain_update(request.user_agent.as_deref().unwrap_or(""))
+                .finalize()[..16],
+        );
         let click = NewClick {
             id: self.click_ids.next(now),
             partner_id: target.partner.id,

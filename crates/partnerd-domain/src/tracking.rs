@@ -149,14 +149,31 @@ pub fn classify_agent(user_agent: Option<&str>, prefetch: bool) -> Agent {
     if prefetch {
         return Agent::Bot;
     }
-    let lower = ua.to_ascii_lowercase();
-    if !lower.starts_with("mozilla/") && !lower.starts_with("opera/") {
+    let starts_with = |prefix: &str| {
+        ua.get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    };
+    if !starts_with("mozilla/") && !starts_with("opera/") {
         return Agent::Bot;
     }
-    if BOT_MARKERS.iter().any(|marker| lower.contains(marker)) {
+    if bot_markers().is_match(ua) {
         return Agent::Bot;
     }
     Agent::Browser
+}
+
+/// [`BOT_MARKERS`] as one automaton, ASCII case ignored: a single pass over
+/// the user agent, where a search per marker scanned it once per marker on every
+/// redirect.
+fn bot_markers() -> &'static aho_corasick::AhoCorasick {
+    static MARKERS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(BOT_MARKERS)
+                .expect("the markers are plain text")
+        });
+    &MARKERS
 }
 
 /// Why a sign-up is or is not credited (the attribution explanation).
@@ -283,7 +300,8 @@ pub fn landing_url(
             query.append_pair(name, token);
         }
     }
-    url.to_string()
+    // The serialization itself, not a copy of it.
+    url.into()
 }
 
 /// A CSV cell that spreadsheet programs will not run as a formula: cells that
@@ -361,6 +379,40 @@ mod tests {
             assert_eq!(classify_agent(Some(bot), false), Agent::Bot, "{bot}");
         }
         assert_eq!(classify_agent(None, false), Agent::Bot);
+    }
+
+    proptest::proptest! {
+        /// The automaton decides as lower-casing the agent and searching for
+        /// each marker did, in any letter case and wherever a marker sits.
+        #[test]
+        fn the_bot_automaton_agrees_with_a_search_per_marker(
+            prefix in proptest::sample::select(vec!["Mozilla/5.0 ", "mOzIlLa/", "Opera/9 ", "Links ", ""]),
+            marker in proptest::sample::select(BOT_MARKERS.to_vec()),
+            upper in proptest::collection::vec(proptest::bool::ANY, 32),
+            with_marker in proptest::bool::ANY,
+            rest in "[ -~]{0,40}",
+        ) {
+            let marker: String = marker
+                .chars()
+                .zip(upper.iter().cycle())
+                .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
+                .collect();
+            let ua = if with_marker {
+                format!("{prefix}{rest} {marker} (X11)")
+            } else {
+                format!("{prefix}{rest} (X11; Linux)")
+            };
+            let lower = ua.trim().to_ascii_lowercase();
+            let naive = if lower.len() < 10
+                || (!lower.starts_with("mozilla/") && !lower.starts_with("opera/"))
+                || BOT_MARKERS.iter().any(|m| lower.contains(m))
+            {
+                Agent::Bot
+            } else {
+                Agent::Browser
+            };
+            proptest::prop_assert_eq!(classify_agent(Some(&ua), false), naive, "{}", ua);
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! redirect (R-AFF-3..5), the hottest path in the product. It runs outside the
 //! HTML context middleware: no session, settings or CSRF work per request.
 
+use std::net::IpAddr;
+
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,15 +23,8 @@ pub async fn default_link(
     query: RawQuery,
     request: Request,
 ) -> Response {
-    redirect(
-        app,
-        partner_id,
-        None,
-        query.0,
-        request.headers(),
-        request.extensions(),
-    )
-    .await
+    let peer = peer_ip(request.extensions());
+    redirect(app, partner_id, None, query.0, request.headers(), peer).await
 }
 
 pub async fn campaign_link(
@@ -38,13 +33,14 @@ pub async fn campaign_link(
     query: RawQuery,
     request: Request,
 ) -> Response {
+    let peer = peer_ip(request.extensions());
     redirect(
         app,
         partner_id,
         Some(slug),
         query.0,
         request.headers(),
-        request.extensions(),
+        peer,
     )
     .await
 }
@@ -58,7 +54,7 @@ async fn click_request(
     slug: Option<String>,
     query: Option<&str>,
     headers: &HeaderMap,
-    extensions: &axum::http::Extensions,
+    peer: Option<IpAddr>,
 ) -> ClickRequest {
     let mut click = ClickRequest {
         public_id,
@@ -99,7 +95,7 @@ async fn click_request(
                     v.to_ascii_lowercase().contains("prefetch") || v.contains("preview")
                 })
         });
-    click.ip = Some(client_ip(app, headers, peer_ip(extensions)));
+    click.ip = Some(client_ip(app, headers, peer));
     // Only a partner's own browser carries a session cookie here; looking it up
     // costs a read, so only then (R-AFF-7: clicks on one's own link).
     if let Some(token) = read_cookie(headers, session_cookie_name(app.config.is_https()))
@@ -111,15 +107,16 @@ async fn click_request(
     click
 }
 
-async fn redirect(
+/// The redirect itself, for the routes above and for [`crate::redirect_lane`].
+pub(crate) async fn redirect(
     app: App,
     public_id: String,
     slug: Option<String>,
     query: Option<String>,
     headers: &HeaderMap,
-    extensions: &axum::http::Extensions,
+    peer: Option<IpAddr>,
 ) -> Response {
-    let click = click_request(&app, public_id, slug, query.as_deref(), headers, extensions).await;
+    let click = click_request(&app, public_id, slug, query.as_deref(), headers, peer).await;
     let answer = match app.track_click(click).await {
         Ok(answer) => answer,
         Err(err) => {
@@ -127,28 +124,36 @@ async fn redirect(
             return (StatusCode::SERVICE_UNAVAILABLE, "try again in a moment\n").into_response();
         }
     };
-    let mut response = (StatusCode::FOUND, [(header::LOCATION, answer.location)]).into_response();
+    let Ok(location) = HeaderValue::try_from(answer.location) else {
+        // A URL serialization is always a valid header value; never a 302 without one.
+        tracing::error!("the landing URL is not a valid Location header");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::FOUND;
     let headers = response.headers_mut();
+    // Room for these three and the security headers at once: a map grown one
+    // insert at a time rehashes twice on the way.
+    headers.reserve(12);
+    headers.insert(header::LOCATION, location);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(token) = answer.token {
+        use std::fmt::Write as _;
         // R-AFF-3: lasts exactly cookie_days. Readable by the vendor's own pages
         // (not HttpOnly) so its sign-up form can pass it on.
-        let domain = app
-            .config
-            .cookie_domain
-            .as_deref()
-            .map(|d| format!("; Domain={d}"))
-            .unwrap_or_default();
-        let secure = if app.config.is_https() {
-            "; Secure"
-        } else {
-            ""
-        };
-        let cookie = format!(
-            "{REFERRAL_COOKIE}={token}; Max-Age={}; Path=/; SameSite=Lax{domain}{secure}",
+        let mut cookie = String::with_capacity(192);
+        let _ = write!(
+            cookie,
+            "{REFERRAL_COOKIE}={token}; Max-Age={}; Path=/; SameSite=Lax",
             answer.cookie_days * 86_400
         );
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
+        if let Some(domain) = app.config.cookie_domain.as_deref() {
+            let _ = write!(cookie, "; Domain={domain}");
+        }
+        if app.config.is_https() {
+            cookie.push_str("; Secure");
+        }
+        if let Ok(value) = HeaderValue::try_from(cookie) {
             headers.insert(header::SET_COOKIE, value);
         }
     }
@@ -192,7 +197,7 @@ pub async fn script_click(State(app): State<App>, query: RawQuery, request: Requ
         slug,
         Some(&query),
         &headers,
-        request.extensions(),
+        peer_ip(request.extensions()),
     )
     .await;
     let body = match app.track_click(click).await {

@@ -77,8 +77,8 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
 
-    let router = partnerd_web::router(app);
-    let mut server = tokio::spawn(serve_http(listener, router, stop_rx));
+    let service = partnerd_web::Service::new(app);
+    let mut server = tokio::spawn(serve_http(listener, service, stop_rx));
     tracing::info!("listening on http://{addr}");
 
     let finished = tokio::select! {
@@ -101,7 +101,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     result
 }
 
-/// Serves `router` over HTTP/1.1 with keep-alive until `stop` turns true, then
+/// Serves `service` over HTTP/1.1 with keep-alive until `stop` turns true, then
 /// closes idle connections at once and lets the others finish the request they
 /// are on, for up to [`GRACE`].
 ///
@@ -112,12 +112,11 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
 /// front of it.
 async fn serve_http(
     listener: TcpListener,
-    router: axum::Router,
+    service: partnerd_web::Service,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     use hyper::body::Incoming;
     use hyper_util::rt::TokioIo;
-    use tower::ServiceExt as _;
 
     let mut http = hyper::server::conn::http1::Builder::new();
     http.keep_alive(true);
@@ -140,14 +139,12 @@ async fn serve_http(
         };
         // Responses go out whole in one write; nothing is gained by holding them.
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request
-                .extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            router.clone().oneshot(request)
+        let service = service.clone();
+        let connection = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let answer = service.call(request, Some(peer));
+            async move { Ok::<_, std::convert::Infallible>(answer.await) }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), connection));
         tokio::spawn(async move {
             // A client that goes away mid-request is no error of ours.
             let _ = connection.await;

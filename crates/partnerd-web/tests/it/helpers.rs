@@ -1,13 +1,13 @@
 //! The harness: a fresh partnerd per test (SQLite in a temporary directory, or
 //! a PostgreSQL database of its own), a fake clock, builders for accounts, and
-//! a small cookie-jar client that drives `partnerd_web::router` in-process.
+//! a small cookie-jar client that drives `partnerd_web::Service` (what
+//! `partnerd serve` runs) in-process.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
@@ -16,7 +16,6 @@ use partnerd_app::{App, Config, FakeClock};
 use partnerd_domain::Timestamp;
 use partnerd_store::{AuditEntry, OutboxEmail, Partner, PartnerQuery, Store, Subject};
 use sqlx::{Connection, Executor};
-use tower::ServiceExt;
 
 /// Names the PostgreSQL server the `on_postgres` variants run on.
 pub const POSTGRES_URL_VAR: &str = "PARTNERD_TEST_POSTGRES_URL";
@@ -105,7 +104,7 @@ pub struct TestApp {
     pub app: App,
     pub clock: FakeClock,
     pub store: Arc<dyn Store>,
-    router: Router,
+    service: partnerd_web::Service,
     https: bool,
     counter: AtomicUsize,
     /// The database's URL, for the raw look-ups of [`TestApp::sql_scalar`].
@@ -183,12 +182,12 @@ impl TestApp {
             .await
             .expect("build the app");
         app.ensure_defaults().await.expect("seed the defaults");
-        let router = partnerd_web::router(app.clone());
+        let service = partnerd_web::Service::new(app.clone());
         Self {
             app,
             clock,
             store,
-            router,
+            service,
             https,
             counter: AtomicUsize::new(0),
             db_url,
@@ -209,7 +208,7 @@ impl TestApp {
 
     /// A browser with no cookies.
     pub fn client(&self) -> Client {
-        Client::new(self.router.clone(), self.https)
+        Client::new(self.service.clone(), self.https)
     }
 
     /// A browser signed in as `subject`, through a session made directly (no
@@ -639,7 +638,7 @@ pub fn scrape_csrf(body: &str) -> Option<String> {
 /// A browser: keeps cookies, knows the CSRF token that goes with its current
 /// session, and may come from a given address (as `ConnectInfo` would say).
 pub struct Client {
-    router: Router,
+    service: partnerd_web::Service,
     jar: BTreeMap<String, String>,
     /// The CSRF token last seen, with the session cookie it belongs to.
     csrf: Option<(Option<String>, String)>,
@@ -652,9 +651,9 @@ pub struct Client {
 }
 
 impl Client {
-    fn new(router: Router, https: bool) -> Self {
+    fn new(service: partnerd_web::Service, https: bool) -> Self {
         Self {
-            router,
+            service,
             jar: BTreeMap::new(),
             csrf: None,
             session_cookie: partnerd_web::context::session_cookie_name(https),
@@ -819,12 +818,11 @@ impl Client {
     /// Sends a request as built by the caller (cookies are not added).
     pub async fn send_request(&mut self, request: Request<Body>) -> Resp {
         let sent_session = self.session_token();
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router answers");
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let response = self.service.call(request, peer).await;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = to_bytes(response.into_body(), 16 * 1024 * 1024)
