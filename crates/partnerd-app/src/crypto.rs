@@ -137,6 +137,27 @@ mod tests {
     }
 
     #[test]
+    fn hex_strings_are_the_hex_crates_encoding() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(hex_string(&bytes), hex::encode(&bytes));
+        assert_eq!(hex_string(&[]), "");
+    }
+
+    #[test]
+    fn a_network_hash_is_the_keyed_hmac_of_the_day_and_the_address() {
+        // The stored hashes of earlier releases must still compare equal.
+        let keys = Keys::from_secrets("network secret", "signing secret");
+        let now = partnerd_domain::Timestamp::from_millis(1_767_225_600_000 + 3_600_000);
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"network secret").unwrap();
+        mac.update(b"20454|2001:db8::1");
+        let expected = hex::encode(&mac.finalize().into_bytes()[..16]);
+        assert_eq!(
+            keys.network_hash("2001:db8::1".parse().unwrap(), now),
+            expected
+        );
+    }
+
+    #[test]
     fn the_dummy_hash_parses_so_unknown_accounts_cost_a_real_check() {
         assert!(PasswordHash::new(DUMMY_HASH).is_ok());
     }
