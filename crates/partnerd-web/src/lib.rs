@@ -220,7 +220,8 @@ impl Service {
     ///
     /// `GET /r/{partner_id}` and `GET /r/{partner_id}/{slug}` go straight to
     /// the redirect's handler: the router's boxed route future, extension map
-    /// and parameter extraction cost the redirect about a fifth of its time.
+    /// and parameter extraction cost the redirect about a tenth of its CPU time
+    /// (20.8 against 18.6 µs a request with keep-alive).
     /// Only paths the router would hand over unchanged take the lane (no
     /// percent-escape to decode); the router still holds both routes and
     /// answers every other request, `HEAD` and malformed paths included.
