@@ -107,7 +107,7 @@ async fn click_request(
     click
 }
 
-/// The redirect itself, for the routes above and for [`crate::redirect_lane`].
+/// The redirect itself, for the routes above and for the lane of [`crate::Service`].
 pub(crate) async fn redirect(
     app: App,
     public_id: String,
@@ -132,7 +132,7 @@ pub(crate) async fn redirect(
     let mut response = Response::new(axum::body::Body::empty());
     *response.status_mut() = StatusCode::FOUND;
     let headers = response.headers_mut();
-    // Room for these three and the security headers at once: a map grown one
+    // Room for these three, the length and the security headers at once: a map grown one
     // insert at a time rehashes twice on the way.
     headers.reserve(12);
     headers.insert(header::LOCATION, location);
