@@ -44,7 +44,7 @@ pub fn sha256_hex(value: &str) -> String {
 
 /// Lower-case hex of `bytes`. `hex::encode` collects an iterator of chars one
 /// by one; this is a table lookup per byte into a buffer of the right size,
-/// and runs three times on every redirect.
+/// and runs twice on every redirect (the network and the visitor).
 pub fn hex_string(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
