@@ -10,6 +10,13 @@
 //! written (tokio's timer fires up to a millisecond late, which is not the server's
 //! doing).
 //!
+//! It writes one pre-built request and reads the answer off the socket itself
+//! (`httparse` for the head, `Content-Length` for the body), where a hyper client
+//! built and parsed both per request: on a machine of two CPUs shared with the
+//! server, the generator's own CPU time is taken from the server it measures, and
+//! the hyper client spent about 15 µs of it per request, more than the baseline
+//! server does.
+//!
 //! ```text
 //! partnerd-load --url http://127.0.0.1:8080/r/p_abc --rate 20000 --duration 10s \
 //!     --connections 64 -H 'User-Agent: Mozilla/5.0 …'
@@ -20,15 +27,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
 use clap::Parser;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{HOST, HeaderName, HeaderValue};
-use hyper::{Request, Uri};
-use hyper_util::rt::TokioIo;
+use hyper::Uri;
+use hyper::header::{HeaderName, HeaderValue};
 use partnerd_bench::{Percentiles, parse_duration, parse_header};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -65,20 +71,85 @@ struct Args {
 #[derive(Debug, Clone)]
 struct Target {
     addr: SocketAddr,
-    path: Uri,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    /// `GET {path} HTTP/1.1`, the headers and the empty line, as sent.
+    request: Arc<[u8]>,
 }
 
-impl Target {
-    fn request(&self) -> Request<Empty<Bytes>> {
-        let mut request = Request::new(Empty::new());
-        *request.uri_mut() = self.path.clone();
-        let headers = request.headers_mut();
-        for (name, value) in &self.headers {
-            headers.append(name.clone(), value.clone());
-        }
-        request
+/// One keep-alive connection and what it has read past the last answer.
+struct Connection {
+    stream: TcpStream,
+    unread: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(addr: SocketAddr) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            unread: Vec::with_capacity(4096),
+        })
     }
+
+    /// Sends the request and reads its whole answer: its status, and whether the
+    /// connection may carry another request.
+    async fn exchange(&mut self, request: &[u8]) -> std::io::Result<(u16, bool)> {
+        self.stream.write_all(request).await?;
+        loop {
+            if let Some(answer) = take_answer(&mut self.unread)? {
+                return Ok(answer);
+            }
+            if self.stream.read_buf(&mut self.unread).await? == 0 {
+                return Err(broken("the server closed the connection mid-answer"));
+            }
+        }
+    }
+}
+
+/// The first whole answer in `unread`, removed from it (its status, and whether
+/// the connection stays open); None while it is not all there yet.
+fn take_answer(unread: &mut Vec<u8>) -> std::io::Result<Option<(u16, bool)>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut head = httparse::Response::new(&mut headers);
+    let head_len = match head.parse(unread) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(broken(&format!("a malformed answer: {e}"))),
+    };
+    let status = head.code.unwrap_or(0);
+    let mut keep_alive = head.version == Some(1);
+    let mut body_len = None;
+    for header in head.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(header.value).ok();
+            body_len = Some(
+                value
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .ok_or_else(|| broken("a Content-Length that is not a number"))?,
+            );
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(broken(
+                "a chunked answer, which partnerd-load does not read",
+            ));
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            keep_alive &= !header.value.eq_ignore_ascii_case(b"close");
+        }
+    }
+    let body_len = match (body_len, status) {
+        (Some(n), _) => n,
+        (None, 204 | 304) => 0,
+        (None, _) => return Err(broken("an answer without a Content-Length")),
+    };
+    let whole = head_len + body_len;
+    if unread.len() < whole {
+        return Ok(None);
+    }
+    unread.drain(..whole);
+    Ok(Some((status, keep_alive)))
+}
+
+fn broken(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned())
 }
 
 /// What one connection saw.
@@ -145,7 +216,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let target = target(&args).await?;
     // Check once that the target answers at all, so a wrong port fails loudly
     // instead of as a run of errors.
-    connect(target.addr)
+    Connection::open(target.addr)
         .await
         .with_context(|| format!("cannot connect to {}", target.addr))?;
 
@@ -196,34 +267,34 @@ async fn target(args: &Args) -> anyhow::Result<Target> {
         .map_or("/", |p| p.as_str())
         .parse()
         .context("--url has a bad path")?;
-    let mut headers = vec![(
-        HOST,
-        HeaderValue::from_str(authority.as_str()).context("--url has a bad host")?,
-    )];
+    // Validated as hyper would, then written out once.
+    let mut request = format!("GET {path} HTTP/1.1\r\n").into_bytes();
+    let mut host = authority.as_str().to_owned();
+    let mut headers = Vec::new();
     for (name, value) in &args.headers {
         let name: HeaderName = name
             .parse()
             .with_context(|| format!("bad header name {name:?}"))?;
         let value =
             HeaderValue::from_str(value).with_context(|| format!("bad value for {name}"))?;
-        headers.retain(|(existing, _)| *existing != name || name != HOST);
-        headers.push((name, value));
+        if name == hyper::header::HOST {
+            host = value.to_str().context("bad value for host")?.to_owned();
+        } else {
+            headers.push((name, value));
+        }
     }
+    request.extend_from_slice(format!("host: {host}\r\n").as_bytes());
+    for (name, value) in &headers {
+        request.extend_from_slice(name.as_str().as_bytes());
+        request.extend_from_slice(b": ");
+        request.extend_from_slice(value.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"\r\n");
     Ok(Target {
         addr,
-        path,
-        headers,
+        request: request.into(),
     })
-}
-
-async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
 }
 
 /// One keep-alive connection sending a request every `period` from `first` until
@@ -240,7 +311,7 @@ async fn connection(
         latencies: Vec::with_capacity(expected + 1),
         ..Tally::default()
     };
-    let mut sender: Option<SendRequest<Empty<Bytes>>> = None;
+    let mut open: Option<Connection> = None;
     let mut scheduled = first;
     while scheduled < end {
         // Timed from when it was due if the connection was still busy then (the
@@ -256,42 +327,35 @@ async fn connection(
         };
         scheduled += period;
 
-        let ready = match sender.as_mut() {
-            Some(s) => s.ready().await.is_ok(),
-            None => false,
-        };
-        if !ready {
-            sender = match connect(target.addr).await {
-                Ok(s) => Some(s),
+        let connection = match open.as_mut() {
+            Some(c) => c,
+            None => match Connection::open(target.addr).await {
+                Ok(c) => open.insert(c),
                 Err(_) => {
                     tally.errors += 1;
                     // Do not spin on a refused connection: wait for the next slot.
                     continue;
                 }
-            };
-        }
-        let Some(s) = sender.as_mut() else { continue };
-        let exchange = async {
-            let response = s.send_request(target.request()).await?;
-            let status = response.status().as_u16();
-            response.into_body().collect().await?;
-            Ok::<u16, hyper::Error>(status)
+            },
         };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(status)) => {
+        match tokio::time::timeout(timeout, connection.exchange(&target.request)).await {
+            Ok(Ok((status, keep_alive))) => {
                 let micros = (Instant::now() - timed_from).as_micros();
                 tally
                     .latencies
                     .push(u32::try_from(micros).unwrap_or(u32::MAX));
                 tally.count_status(status);
+                if !keep_alive {
+                    open = None;
+                }
             }
             Ok(Err(_)) => {
                 tally.errors += 1;
-                sender = None;
+                open = None;
             }
             Err(_) => {
                 tally.timeouts += 1;
-                sender = None;
+                open = None;
             }
         }
     }
@@ -365,4 +429,65 @@ fn report(args: &Args, tally: &mut Tally, elapsed: f64) {
         figure(|p| p.p999),
         figure(|p| p.max),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_answer;
+
+    const REDIRECT: &[u8] = b"HTTP/1.1 302 Found\r\nlocation: /x\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn an_answer_is_taken_only_once_it_is_whole() {
+        let whole = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello".to_vec();
+        for cut in 0..whole.len() {
+            let mut unread = whole[..cut].to_vec();
+            assert_eq!(take_answer(&mut unread).unwrap(), None, "cut at {cut}");
+            assert_eq!(
+                unread.len(),
+                cut,
+                "nothing is consumed before the answer is whole"
+            );
+        }
+        let mut unread = whole;
+        assert_eq!(take_answer(&mut unread).unwrap(), Some((200, true)));
+        assert!(unread.is_empty());
+    }
+
+    #[test]
+    fn what_follows_an_answer_stays_for_the_next() {
+        let mut unread = [REDIRECT, REDIRECT].concat();
+        assert_eq!(take_answer(&mut unread).unwrap(), Some((302, true)));
+        assert_eq!(unread, REDIRECT);
+        assert_eq!(take_answer(&mut unread).unwrap(), Some((302, true)));
+        assert!(unread.is_empty());
+    }
+
+    #[test]
+    fn connection_close_and_http_1_0_end_the_connection() {
+        let mut close =
+            b"HTTP/1.1 302 Found\r\nConnection: close\r\ncontent-length: 0\r\n\r\n".to_vec();
+        assert_eq!(take_answer(&mut close).unwrap(), Some((302, false)));
+        let mut old = b"HTTP/1.0 302 Found\r\ncontent-length: 0\r\n\r\n".to_vec();
+        assert_eq!(take_answer(&mut old).unwrap(), Some((302, false)));
+    }
+
+    #[test]
+    fn answers_it_cannot_delimit_are_errors() {
+        for answer in [
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\ncontent-length: five\r\n\r\n",
+            b"not http at all\r\n\r\n",
+        ] {
+            let mut unread = answer.to_vec();
+            assert!(
+                take_answer(&mut unread).is_err(),
+                "{}",
+                String::from_utf8_lossy(answer)
+            );
+        }
+        let mut no_content = b"HTTP/1.1 204 No Content\r\n\r\n".to_vec();
+        assert_eq!(take_answer(&mut no_content).unwrap(), Some((204, true)));
+    }
 }
